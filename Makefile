@@ -29,7 +29,7 @@ test: install
 	echo "make test: $$(( $$(date +%s) - start )) s"
 
 lint: install
-	$(VENV)/bin/ruff check lib tests tools benchmarks notebooks
+	$(VENV)/bin/ruff check $(wildcard lib tests tools benchmarks notebooks conftest.py)
 
 unit: install
 	$(PY) -m pytest tests -q --durations=10

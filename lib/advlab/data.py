@@ -187,3 +187,40 @@ def batches(images, labels=None, batch_size: int = 128, *, shuffle: bool = True,
 
 def num_batches(n: int, batch_size: int, drop_last: bool = False) -> int:
     return n // batch_size if drop_last else math.ceil(n / batch_size)
+
+
+# --- 2-D toy mixtures for the GAN notebooks ------------------------------------------------------
+
+TOY_2D = ("ring", "grid")
+
+
+def toy_2d_modes(name: str) -> tuple[torch.Tensor, float]:
+    """``(centers (K, 2) float32, std)`` of a 2-D Gaussian mixture with equal weights.
+
+    * ``"ring"``: 8 modes evenly spaced on the unit circle, std 0.01;
+    * ``"grid"``: 25 modes at {-4, -2, 0, 2, 4}^2, std 0.05.
+
+    These are the settings of VEEGAN (Srivastava et al. 2017) and PacGAN (Lin et al. 2018).
+    """
+    if name == "ring":
+        angle = torch.arange(8, dtype=torch.float64) * (2 * math.pi / 8)
+        return torch.stack([angle.cos(), angle.sin()], 1).float(), 0.01
+    if name == "grid":
+        axis = torch.tensor([-4.0, -2.0, 0.0, 2.0, 4.0])
+        return torch.cartesian_prod(axis, axis), 0.05
+    raise ValueError(f"name must be one of {TOY_2D}, got {name!r}")
+
+
+def toy_2d(name: str, n: int, *, generator: torch.Generator | None = None) -> torch.Tensor:
+    """``n`` samples ``(n, 2)`` float32 of the mixture ``name`` (see :func:`toy_2d_modes`).
+
+    Each sample picks a mode uniformly at random and adds isotropic Gaussian noise of the
+    mixture's std. Samples land on ``generator``'s device (CPU without one).
+    """
+    centers, std = toy_2d_modes(name)
+    if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+        raise ValueError(f"n must be a non-negative int, got {n!r}")
+    dev = generator.device if generator is not None else torch.device("cpu")
+    centers = centers.to(dev)
+    mode = torch.randint(len(centers), (n,), generator=generator, device=dev)
+    return centers[mode] + std * torch.randn(n, 2, generator=generator, device=dev)

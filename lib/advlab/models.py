@@ -5,6 +5,8 @@ Which model plays which role in the course lives in :data:`advlab.train.COURSE_M
 
 from __future__ import annotations
 
+import math
+
 from torch import nn
 
 
@@ -81,3 +83,82 @@ def make_classifier(arch: str, **kwargs) -> nn.Module:
     if arch not in ARCHITECTURES:
         raise ValueError(f"arch must be one of {sorted(ARCHITECTURES)}, got {arch!r}")
     return ARCHITECTURES[arch](**kwargs)
+
+
+# --- GAN generators and discriminators --------------------------------------------------------
+# Generators for images end in tanh, so they output [-1, 1]; the course's images live in [0, 1].
+# The conversion happens in exactly one place each way: to_signed (real images into the GAN)
+# and to_unit (generated images out of it, for plots and metrics).
+
+
+def to_unit(x):
+    """Generator output in [-1, 1] -> image in [0, 1]: ``(x + 1) / 2``."""
+    return (x + 1) / 2
+
+
+def to_signed(x):
+    """Image in [0, 1] -> the generator's range [-1, 1]: ``2 x - 1``."""
+    return x * 2 - 1
+
+
+def _mlp(width: int, hidden, activation, batch_norm: bool = False) -> list[nn.Module]:
+    layers: list[nn.Module] = []
+    for h in hidden:
+        layers.append(nn.Linear(width, h))
+        if batch_norm:
+            layers.append(nn.BatchNorm1d(h))
+        layers.append(activation())
+        width = h
+    return layers
+
+
+class MLPGenerator(nn.Module):
+    """``z (N, z_dim) -> x (N, *out_shape)``: fully connected ReLU layers, then a linear layer.
+
+    ``tanh=True`` (for images) squashes the output into [-1, 1]; 2-D toy data stays unbounded.
+    ``batch_norm`` adds BatchNorm1d after every hidden layer, as the VEEGAN / PacGAN 2-D
+    generators do (it tends to smear samples between modes on the toy data, hiding collapse).
+    """
+
+    def __init__(self, z_dim: int = 2, out_shape=(2,), hidden=(128, 128, 128), *,
+                 tanh: bool = False, batch_norm: bool = False):
+        super().__init__()
+        self.z_dim = z_dim
+        self.out_shape = tuple(out_shape)
+        out_features = math.prod(self.out_shape)
+        layers = _mlp(z_dim, hidden, nn.ReLU, batch_norm)
+        layers.append(nn.Linear(hidden[-1] if hidden else z_dim, out_features))
+        if tanh:
+            layers.append(nn.Tanh())
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, z):
+        return self.net(z).view(len(z), *self.out_shape)
+
+
+class MLPDiscriminator(nn.Module):
+    """``x (N, *in_shape) -> logits (N // pack,)``; ``features(x)`` is the last hidden layer.
+
+    Hidden layers use ReLU (``negative_slope=0``) or LeakyReLU. With ``pack = m`` the
+    discriminator judges m samples at once, concatenated (PacGAN, Lin et al. 2018): a batch of N
+    samples becomes N / m packed inputs, so N must be divisible by m.
+    """
+
+    def __init__(self, in_shape=(2,), hidden=(128, 128, 128), *, negative_slope: float = 0.0,
+                 pack: int = 1):
+        super().__init__()
+        if isinstance(pack, bool) or not isinstance(pack, int) or pack < 1:
+            raise ValueError(f"pack must be a positive int, got {pack!r}")
+        self.pack = pack
+        activation = (lambda: nn.LeakyReLU(negative_slope)) if negative_slope else nn.ReLU
+        self.body = nn.Sequential(
+            *_mlp(pack * math.prod(tuple(in_shape)), hidden, activation))
+        self.head = nn.Linear(hidden[-1], 1)
+
+    def features(self, x):
+        if len(x) % self.pack:
+            raise ValueError(f"batch size must be divisible by pack={self.pack}, got {len(x)}")
+        return self.body(x.reshape(len(x) // self.pack, -1))
+
+    def forward(self, x):
+        return self.head(self.features(x)).squeeze(1)
