@@ -10,11 +10,12 @@ export ADVLAB_PROFILE ?= quick
 
 .PHONY: install course test lint unit notebooks lab refresh bench clean
 
+# torchattacks is a test oracle only; it pins an old `requests`, so it goes in without deps
+# (it needs only torch, numpy, scipy and tqdm, all already installed).
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev]'
-	# torchattacks, a test oracle only, pins an old requests; it needs nothing we lack.
 	$(PY) -m pip install --quiet --no-deps 'torchattacks>=3.5'
 	@touch $(STAMP)
 
