@@ -109,6 +109,9 @@ COURSE_MODELS = {
             "batch_size": 64},
     "cnn_b": {"arch": "cnn", "kwargs": {"channels": [32, 64], "kernel": 3, "hidden": 128},
               "epochs": 6, "lr": 2e-3, "batch_size": 64},
+    # The target architecture with dropout (p = 0.5) before the head, for MC dropout in 07.
+    "dropout": {"arch": "cnn", "kwargs": {"dropout": 0.5}, "epochs": 8, "lr": 3e-3,
+                "batch_size": 64},
 }
 
 
