@@ -82,3 +82,12 @@ def test_cache_trains_once_and_retrains_on_new_config(tmp_path):
 def test_cache_bad_name(tmp_path):
     with pytest.raises(ValueError, match="name"):
         checkpoints.cached("a/b", {}, lambda: nn.Linear(1, 1), lambda m: None, cache_dir=tmp_path)
+
+
+def test_saved_file_gets_the_usual_permissions(tmp_path):
+    old = os.umask(0o022)
+    try:
+        path = checkpoints.save({"v": 1}, tmp_path / "p.pt")
+    finally:
+        os.umask(old)
+    assert path.stat().st_mode & 0o777 == 0o644

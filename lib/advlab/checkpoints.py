@@ -29,6 +29,12 @@ class UnsafeCheckpointError(ValueError):
     """The file holds objects that only unrestricted unpickling (running code) could load."""
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def save(obj, path) -> Path:
     """Atomically write ``obj`` with ``torch.save``; return the path."""
     path = Path(path)
@@ -39,6 +45,7 @@ def save(obj, path) -> Path:
             torch.save(obj, fh)
             fh.flush()
             os.fsync(fh.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual file mode
         os.replace(tmp, path)
     except BaseException:
         try:

@@ -1,6 +1,9 @@
-"""Classifiers attacked in Part I. Every model maps images in [0, 1] to logits.
+"""Classifiers attacked in Part I, and the MLP generator / discriminator of Part II.
 
-Which model plays which role in the course lives in :data:`advlab.train.COURSE_MODELS`.
+Classifiers map images in [0, 1] to logits; which one plays which role in the course lives in
+:data:`advlab.train.COURSE_MODELS`. Generators output [-1, 1] (tanh) for images: convert with
+:func:`to_unit` / :func:`to_signed`, the one place where the two ranges meet. The convolutional
+GAN networks (DCGAN, AC-GAN, WGAN critic) are in :mod:`advlab.gan.nets`.
 """
 
 from __future__ import annotations
