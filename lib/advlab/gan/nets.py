@@ -1,0 +1,196 @@
+"""Convolutional GAN networks: DCGAN, AC-GAN and the WGAN critic.
+
+The DCGAN rules (Radford et al. 2016, section 3): strided (transposed) convolutions instead of
+pooling, batch norm in both networks (not on G's output or D's input layer), ReLU in G with a
+tanh output, LeakyReLU(0.2) in D, no fully connected hidden layers. Sizes follow the image: a
+side of 28 (MNIST) starts G at 7x7 and doubles twice, a side of 32 (CIFAR-10) starts at 4x4 and
+doubles three times; D mirrors G with stride-2 convolutions down to that size and one
+convolution over the whole remaining map gives the logit.
+
+* :class:`DCGANGenerator` ``z (N, z_dim) -> x (N, C, H, W)`` in [-1, 1].
+* :class:`DCGANDiscriminator` ``x -> logits (N,)``; ``features(x)`` is the last feature map,
+  flattened. ``norm="batch" | "layer" | "none"``.
+* :class:`ACGANGenerator` ``(z, labels) -> x``: the label enters through an embedding that
+  multiplies z (Odena et al. 2017 concatenate a one-hot code; the product gives each class its
+  own scaling of the latent space, which trained faster and more reliably here).
+* :class:`ACGANDiscriminator` ``x -> (adversarial logits (N,), class logits (N, classes))``.
+* :class:`Critic`: the WGAN critic, a :class:`DCGANDiscriminator` with no batch norm by default
+  (its output is an unbounded score, never a probability: there is no sigmoid anywhere).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+NORMS = ("batch", "layer", "none")
+
+
+def _image_shape(image_shape) -> tuple[int, int, int]:
+    shape = tuple(image_shape) if isinstance(image_shape, (tuple, list, torch.Size)) else None
+    if (shape is None or len(shape) != 3 or not all(isinstance(s, int) for s in shape)
+            or shape[1] != shape[2] or shape[0] < 1 or shape[1] < 8):
+        raise ValueError("image_shape must be (channels, side, side) with side >= 8, e.g. "
+                         f"(1, 28, 28) or (3, 32, 32); got {image_shape!r}")
+    return shape
+
+
+def _positive(value, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+    return value
+
+
+def start_size(side: int) -> tuple[int, int]:
+    """``(start, doublings)``: halve ``side`` while it stays even and at least 4 after halving.
+
+    28 -> (7, 2), 32 -> (4, 3), 64 -> (4, 4).
+    """
+    start, n = side, 0
+    while start % 2 == 0 and start // 2 >= 4:
+        start, n = start // 2, n + 1
+    return start, n
+
+
+class DCGANGenerator(nn.Module):
+    """``z (N, z_dim) -> images (N, C, H, W)`` in [-1, 1] (tanh), by transposed convolutions.
+
+    The first transposed convolution maps the 1x1 latent to ``start x start`` with
+    ``width * 2**(doublings - 1)`` channels; every following one doubles the side (kernel 4,
+    stride 2, padding 1) and halves the channels, down to ``width``, then to C with tanh.
+    """
+
+    def __init__(self, z_dim: int = 64, image_shape=(1, 28, 28), width: int = 32):
+        super().__init__()
+        self.z_dim = _positive(z_dim, "z_dim")
+        self.image_shape = _image_shape(image_shape)
+        _positive(width, "width")
+        channels, side = self.image_shape[0], self.image_shape[1]
+        start, n = start_size(side)
+        ch = width * 2 ** max(n - 1, 0)
+        layers: list[nn.Module] = [nn.ConvTranspose2d(self.z_dim, ch, start, bias=False),
+                                   nn.BatchNorm2d(ch), nn.ReLU(True)]
+        for _ in range(n - 1):
+            layers += [nn.ConvTranspose2d(ch, ch // 2, 4, 2, 1, bias=False),
+                       nn.BatchNorm2d(ch // 2), nn.ReLU(True)]
+            ch //= 2
+        layers += [nn.ConvTranspose2d(ch, channels, 4, 2, 1) if n else nn.Conv2d(ch, channels, 1),
+                   nn.Tanh()]
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, z):
+        if z.dim() != 2 or z.shape[1] != self.z_dim:
+            raise ValueError(f"z must have shape (N, {self.z_dim}), got {tuple(z.shape)}")
+        return self.net(z[:, :, None, None])
+
+
+def _norm(kind: str, channels: int, side: int) -> list[nn.Module]:
+    if kind == "batch":
+        return [nn.BatchNorm2d(channels)]
+    if kind == "layer":  # normalises each sample on its own, so a gradient penalty stays valid
+        return [nn.LayerNorm([channels, side, side])]
+    return []
+
+
+class DCGANDiscriminator(nn.Module):
+    """``images (N, C, H, W) -> logits (N,)`` by stride-2 convolutions with LeakyReLU(0.2).
+
+    The first convolution has no normalisation (DCGAN rule); the others get ``norm``. The last
+    convolution covers the whole ``start x start`` map, so the net has no linear layer.
+    """
+
+    def __init__(self, image_shape=(1, 28, 28), width: int = 32, *, norm: str = "batch"):
+        super().__init__()
+        self.image_shape = _image_shape(image_shape)
+        _positive(width, "width")
+        if norm not in NORMS:
+            raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
+        self.norm = norm
+        channels, side = self.image_shape[0], self.image_shape[1]
+        start, n = start_size(side)
+        if n == 0:
+            raise ValueError(f"image_shape side must be divisible by 2 at least once, got {side}")
+        layers: list[nn.Module] = [nn.Conv2d(channels, width, 4, 2, 1), nn.LeakyReLU(0.2, True)]
+        ch, side = width, side // 2
+        for _ in range(n - 1):
+            layers += [nn.Conv2d(ch, ch * 2, 4, 2, 1, bias=norm == "none"),
+                       *_norm(norm, ch * 2, side // 2), nn.LeakyReLU(0.2, True)]
+            ch, side = ch * 2, side // 2
+        self.body = nn.Sequential(*layers)
+        self.feature_dim = ch * start * start
+        self.head = nn.Conv2d(ch, 1, start)
+
+    def _check(self, x):
+        if x.dim() != 4 or tuple(x.shape[1:]) != self.image_shape:
+            raise ValueError(f"x must have shape (N, {', '.join(map(str, self.image_shape))}), "
+                             f"got {tuple(x.shape)}")
+
+    def features(self, x):
+        self._check(x)
+        return self.body(x).flatten(1)
+
+    def forward(self, x):
+        self._check(x)
+        return self.head(self.body(x)).flatten()
+
+
+class Critic(DCGANDiscriminator):
+    """The WGAN critic: a DCGAN discriminator whose output is a score, by default without any
+    batch norm (a gradient penalty needs each score to depend on its own input only)."""
+
+    def __init__(self, image_shape=(1, 28, 28), width: int = 32, *, norm: str = "none"):
+        super().__init__(image_shape, width, norm=norm)
+
+
+class ACGANGenerator(nn.Module):
+    """``(z, labels) -> images``: a DCGAN generator fed ``z * embedding(label)``.
+
+    Called with ``labels=None`` (as :meth:`advlab.gan.GANTrainer.sample` does) it cycles through
+    the classes: sample i gets label ``i % classes``.
+    """
+
+    def __init__(self, z_dim: int = 64, image_shape=(1, 28, 28), width: int = 32,
+                 classes: int = 10):
+        super().__init__()
+        self.classes = _positive(classes, "classes")
+        self.body = DCGANGenerator(z_dim, image_shape, width)
+        self.z_dim, self.image_shape = self.body.z_dim, self.body.image_shape
+        self.embed = nn.Embedding(self.classes, self.z_dim)
+
+    def forward(self, z, labels=None):
+        if labels is None:
+            labels = torch.arange(len(z), device=z.device) % self.classes
+        if labels.shape != (len(z),) or labels.dtype != torch.long:
+            raise ValueError(f"labels must be int64 of shape ({len(z)},), got {labels.dtype} "
+                             f"{tuple(labels.shape)}")
+        if len(labels) and not 0 <= int(labels.min()) <= int(labels.max()) < self.classes:
+            raise ValueError(f"labels must lie in [0, {self.classes}), got "
+                             f"[{int(labels.min())}, {int(labels.max())}]")
+        return self.body(z * self.embed(labels))
+
+
+class ACGANDiscriminator(nn.Module):
+    """``images -> (adversarial logits (N,), class logits (N, classes))``: one DCGAN body, two
+    heads. The class head returns logits; its loss is cross-entropy (never NLL on softmax)."""
+
+    def __init__(self, image_shape=(1, 28, 28), width: int = 32, classes: int = 10, *,
+                 norm: str = "batch"):
+        super().__init__()
+        self.classes = _positive(classes, "classes")
+        self.trunk = DCGANDiscriminator(image_shape, width, norm=norm)
+        self.image_shape = self.trunk.image_shape
+        self.class_head = nn.Linear(self.trunk.feature_dim, self.classes)
+
+    def features(self, x):
+        return self.trunk.features(x)
+
+    def forward(self, x):
+        h = self.trunk.features(x)
+        side = self.trunk.head.kernel_size[0]
+        adv = self.trunk.head(h.view(len(x), -1, side, side)).flatten()
+        return adv, self.class_head(h)
+
+
+def has_batch_norm(model: nn.Module) -> bool:
+    """Whether any layer of ``model`` normalises across the batch."""
+    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())

@@ -1,0 +1,151 @@
+"""2-D toy GAN runs for ablations: one cached run per (fixes, mixture, seed), many in parallel.
+
+    record = toy_run(Tricks(instance_noise=True), "grid", seed=0, steps=3000, lr=2e-3)
+    records = toy_runs([(Tricks(), "ring", s, 1500, {"lr": 4e-3}) for s in range(3)])
+
+A run trains :class:`~advlab.gan.tricks.Tricks`-built MLPs with :class:`~advlab.gan.GANTrainer`
+on :func:`advlab.data.toy_2d` and returns generator samples for
+:func:`advlab.metrics.mode_coverage` (this module stays below ``metrics`` in the layering). Both
+learning rates decay linearly to zero over the last ``1 - decay_from`` of training, through the
+loop's callback: the PacGAN protocol counts a ring sample only within 0.03 of a mode, and at
+short budgets Adam's step-to-step jitter alone spreads samples wider than that.
+
+Records are cached under :func:`advlab.data_dir` ``/cache``, keyed by a hash of everything that
+made them. ``toy_runs`` hands runs to worker processes (one thread each): the networks are so
+small that a step costs Python overhead, not arithmetic, so two processes are ~2x one.
+"""
+
+from __future__ import annotations
+
+import math
+import multiprocessing
+import os
+import time
+import warnings
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from functools import partial
+
+import torch
+
+from .. import checkpoints
+from ..data import TOY_2D, toy_2d
+from .train import GANTrainer
+from .tricks import Tricks
+
+VERSION = 1  # bump when a change to the code would change a cached record
+
+
+def _sampler(dataset: str, n: int, generator: torch.Generator) -> torch.Tensor:
+    return toy_2d(dataset, n, generator=generator)
+
+
+def _decay(trainer: GANTrainer, steps: int, decay_from: float):
+    """Callback: lr = lr0 * min(1, (steps - t) / (steps - start)) from step ``start`` on."""
+    start = math.floor(decay_from * steps)
+    groups = [(g, g["lr"]) for opt in (trainer.opt_g, trainer.opt_d) for g in opt.param_groups]
+
+    def callback(ctx):
+        if ctx.step >= start and steps > start:
+            scale = (steps - ctx.step) / (steps - start)
+            for group, lr0 in groups:
+                group["lr"] = max(lr0 * scale, 1e-12)  # Adam refuses lr = 0 on some versions
+    return callback
+
+
+def _config(tricks, dataset, seed, steps, hidden=(64, 64, 64), batch_size=128, lr=2e-3,
+            betas=(0.5, 0.999), z_dim=2, decay_from=0.5, n_samples=2500) -> dict:
+    if not isinstance(tricks, Tricks):
+        raise TypeError(f"tricks must be an advlab.gan.tricks.Tricks, got {type(tricks).__name__}")
+    if dataset not in TOY_2D:
+        raise ValueError(f"dataset must be one of {TOY_2D}, got {dataset!r}")
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"steps must be a positive int, got {steps!r}")
+    if not 0 <= decay_from <= 1:
+        raise ValueError(f"decay_from must be in [0, 1], got {decay_from!r}")
+    return {"version": VERSION, "dataset": dataset, "seed": seed, "steps": steps,
+            "hidden": list(hidden), "batch_size": batch_size, "lr": lr, "betas": list(betas),
+            "z_dim": z_dim, "decay_from": decay_from, "n_samples": n_samples,
+            "tricks": tricks.config()}
+
+
+def toy_run(tricks: Tricks, dataset: str, seed: int, steps: int, *, cache: bool = True,
+            **settings) -> dict:
+    """Train (or load) one run; return ``{"samples", "G", "config", "seconds", "hit", ...}``.
+
+    Settings (defaults): ``hidden=(64, 64, 64)`` for both networks, ``batch_size=128``,
+    ``lr=2e-3`` for both, ``betas=(0.5, 0.999)``, ``z_dim=2``, ``decay_from=0.5``,
+    ``n_samples=2500``. ``samples``: generator outputs from fixed noise, on the CPU; ``G``: its
+    state dict; ``seconds`` / ``cpu_seconds``: wall-clock / CPU time of the training that made the
+    record (the CPU time is what a run costs on an idle machine).
+    """
+    config = _config(tricks, dataset, seed, steps, **settings)
+    path = checkpoints.cache_path("gan-toy", config)
+    if cache and path.is_file():
+        return {**checkpoints.load(path), "hit": True}
+    c = config
+    torch.manual_seed(seed)
+    G = tricks.generator(c["z_dim"], (2,), c["hidden"], seed=seed)
+    D = tricks.discriminator((2,), c["hidden"])
+    trainer = GANTrainer(G, D, partial(_sampler, dataset), batch_size=c["batch_size"],
+                         lr_g=c["lr"], lr_d=c["lr"], betas=c["betas"], tricks=tricks.hooks(steps),
+                         seed=seed, device="cpu", **tricks.trainer_kwargs())
+    start, cpu_start = time.perf_counter(), time.process_time()
+    trainer.train(steps, callback=_decay(trainer, steps, c["decay_from"]), check_every=500)
+    record = {"config": config, "samples": trainer.sample(c["n_samples"]).cpu(),
+              "G": {k: v.detach().cpu() for k, v in G.state_dict().items()},
+              "seconds": time.perf_counter() - start,
+              "cpu_seconds": time.process_time() - cpu_start}
+    if cache:
+        checkpoints.save(record, path)
+    return {**record, "hit": False}
+
+
+def _worker_init() -> None:
+    torch.set_num_threads(1)
+
+
+def _star(job):
+    args, settings = job
+    return toy_run(*args, **settings)
+
+
+def toy_runs(jobs, *, workers: int | None = None, **settings) -> list[dict]:
+    """:func:`toy_run` for each job ``(tricks, dataset, seed, steps[, job_settings])``, in order.
+
+    ``settings`` go to every run; a job's own ``job_settings`` dict (e.g. ``{"lr": 4e-3}``)
+    overrides them. Cached runs load here; the others train in ``workers`` processes (default:
+    one per CPU core, at most 2), longest first; ``workers=1`` trains in this process.
+    """
+    if workers is None:
+        workers = min(2, os.cpu_count() or 1)
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ValueError(f"workers must be a positive int, got {workers!r}")
+    tasks = []
+    for job in jobs:
+        job = tuple(job)
+        if len(job) not in (4, 5):
+            raise ValueError(f"each job must be (tricks, dataset, seed, steps[, settings]), got {job!r}")
+        tasks.append((job[:4], {**settings, **(job[4] if len(job) == 5 else {})}))
+    records: list[dict | None] = []
+    for args, kwargs in tasks:
+        path = checkpoints.cache_path("gan-toy", _config(*args, **kwargs))
+        records.append({**checkpoints.load(path), "hit": True} if path.is_file() else None)
+    todo = sorted((i for i, r in enumerate(records) if r is None),
+                  key=lambda i: -tasks[i][0][3])  # longest runs first: better load balance
+    if workers == 1 or len(todo) < 2:
+        done = [_star(tasks[i]) for i in todo]
+    else:
+        context = multiprocessing.get_context("spawn")  # forking a threaded torch can hang
+        try:
+            with ProcessPoolExecutor(min(workers, len(todo)), mp_context=context,
+                                     initializer=_worker_init) as pool:
+                done = list(pool.map(_star, [tasks[i] for i in todo]))
+        except BrokenProcessPool:
+            warnings.warn("toy_runs: the worker processes died (a script must call toy_runs under "
+                          "`if __name__ == '__main__':`); training in this process instead",
+                          RuntimeWarning, stacklevel=2)
+            done = [_star(tasks[i]) for i in todo]
+    for i, record in zip(todo, done, strict=True):
+        records[i] = record
+    return records

@@ -1,0 +1,287 @@
+"""Numbers that judge a model: here, mode coverage of a generator on a Gaussian mixture.
+
+:func:`mode_coverage` follows the protocol of VEEGAN (Srivastava et al. 2017) and PacGAN
+(Lin et al. 2018, Table 1): draw 2,500 generated samples, assign each to its nearest mode, call
+it *high quality* when it lies within ``threshold`` (3) standard deviations of that mode, and
+report how many modes received at least one high-quality sample.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+
+@dataclass(frozen=True)
+class ModeCoverage:
+    """The result of :func:`mode_coverage`.
+
+    ``modes_covered``: modes with at least one high-quality sample (out of ``n_modes``).
+    ``high_quality``: fraction of all samples within ``threshold * std`` of their nearest mode.
+    ``reverse_kl``: KL(q || uniform) of the high-quality samples' mode histogram q, in nats.
+    ``counts``: high-quality samples per mode, ``(n_modes,)`` int64.
+    """
+
+    modes_covered: int
+    n_modes: int
+    high_quality: float
+    reverse_kl: float
+    counts: torch.Tensor
+
+
+def _as_matrix(value, name: str) -> torch.Tensor:
+    if isinstance(value, np.ndarray):
+        value = torch.from_numpy(value)
+    if not isinstance(value, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor or numpy array, got {type(value).__name__}")
+    if value.dim() != 2 or value.shape[0] == 0:
+        raise ValueError(f"{name} must have shape (N, D) with N >= 1, got {tuple(value.shape)}")
+    if not value.is_floating_point():
+        value = value.float()
+    return value.detach()
+
+
+def mode_coverage(samples, centers, std: float, *, threshold: float = 3.0) -> ModeCoverage:
+    """Mode coverage of ``samples`` (N, D) on the mixture with ``centers`` (K, D) and ``std``.
+
+    A sample is high quality when ``||x - c_nearest|| <= threshold * std``. The reverse KL is
+
+        KL(q || u) = sum_k q_k log(q_k K),   q_k = (high-quality samples at mode k) / (all HQ),
+
+    against the uniform mode distribution u_k = 1/K. Empty bins contribute 0 (the convention
+    0 log 0 = 0; q is the first argument, so no bin of u is ever empty). The value is 0 when the
+    high-quality samples spread evenly and log K when they all sit at one mode; with no
+    high-quality sample at all q is undefined and ``reverse_kl`` is ``inf``.
+    """
+    samples = _as_matrix(samples, "samples")
+    centers = _as_matrix(centers, "centers")
+    if samples.shape[1] != centers.shape[1]:
+        raise ValueError(f"samples and centers must have the same dimension D, got samples "
+                         f"{tuple(samples.shape)} and centers {tuple(centers.shape)}")
+    if isinstance(std, bool) or not isinstance(std, (int, float)) or not std > 0:
+        raise ValueError(f"std must be a number > 0, got {std!r}")
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not threshold > 0:
+        raise ValueError(f"threshold must be a number > 0, got {threshold!r}")
+    samples = samples.to(torch.float64).cpu()
+    centers = centers.to(torch.float64).cpu()
+    dist, nearest = torch.cdist(samples, centers).min(dim=1)
+    good = dist <= threshold * std  # NaN samples compare False: never high quality
+    counts = torch.bincount(nearest[good], minlength=len(centers))
+    n_good = int(counts.sum())
+    if n_good:
+        q = counts[counts > 0].double() / n_good
+        reverse_kl = float((q * (q * len(centers)).log()).sum())
+    else:
+        reverse_kl = math.inf
+    return ModeCoverage(
+        modes_covered=int((counts > 0).sum()),
+        n_modes=len(centers),
+        high_quality=n_good / len(samples),
+        reverse_kl=reverse_kl,
+        counts=counts,
+    )
+
+
+# --- Image GANs, judged on the features of our own MNIST classifier -------------------------------
+# FID (Heusel et al. 2017) and KID (Binkowski et al. 2018) are defined on the 2048-d pool features
+# of an ImageNet Inception network. On MNIST we use the penultimate activations (100-d) of the
+# course's target CNN instead, so these numbers are *classifier*-FID / -KID: comparable across the
+# course, not with published Inception FIDs.
+
+
+def _check_images(images, name: str) -> torch.Tensor:
+    if not isinstance(images, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(images).__name__}")
+    if images.dim() != 4 or len(images) == 0:
+        raise ValueError(f"{name} must have shape (N, C, H, W) with N >= 1, "
+                         f"got {tuple(images.shape)}")
+    lo, hi = float(images.min()), float(images.max())
+    if lo < 0 or hi > 1:
+        raise ValueError(f"{name} must be images in [0, 1] (convert generator output with "
+                         f"advlab.models.to_unit), got values in [{lo:.3g}, {hi:.3g}]")
+    return images
+
+
+@torch.no_grad()
+def classifier_features(model, images, *, batch_size: int = 500) -> torch.Tensor:
+    """``model.features(images)`` in eval mode (mode restored), float64 on the CPU, ``(N, D)``."""
+    if not callable(getattr(model, "features", None)):
+        raise TypeError("model must have a features(x) method, e.g. course_model('target')")
+    images = _check_images(images, "images")
+    was_training = model.training
+    model.eval()
+    dev = next(model.parameters()).device
+    out = torch.cat([model.features(images[i:i + batch_size].to(dev)).double().cpu()
+                     for i in range(0, len(images), batch_size)])
+    model.train(was_training)
+    return out
+
+
+def _two_feature_sets(a, b, min_rows: int = 2):
+    a, b = _as_matrix(a, "real").double(), _as_matrix(b, "fake").double()
+    if a.shape[1] != b.shape[1]:
+        raise ValueError(f"real and fake features must have the same dimension, got "
+                         f"{a.shape[1]} and {b.shape[1]}")
+    if len(a) < min_rows or len(b) < min_rows:
+        raise ValueError(f"real and fake need at least {min_rows} rows each, got {len(a)} "
+                         f"and {len(b)}")
+    return a, b
+
+
+def _sqrt_psd(m: torch.Tensor) -> torch.Tensor:
+    vals, vecs = torch.linalg.eigh(m)
+    return (vecs * vals.clamp(min=0).sqrt()) @ vecs.T
+
+
+def frechet_distance(real, fake) -> float:
+    """Frechet distance of Gaussians fitted to two feature sets ``(N, D)`` and ``(M, D)``:
+
+        d^2 = ||mu_r - mu_f||^2 + tr(S_r + S_f - 2 (S_r S_f)^{1/2}),
+
+    with unbiased covariances. tr (S_r S_f)^{1/2} = tr (S_r^{1/2} S_f S_r^{1/2})^{1/2}, a symmetric
+    PSD matrix, so both roots come from ``eigh`` in float64 (no complex sqrtm residue).
+    """
+    a, b = _two_feature_sets(real, fake)
+    mu_a, mu_b = a.mean(0), b.mean(0)
+    cov_a, cov_b = torch.cov(a.T).reshape(a.shape[1], -1), torch.cov(b.T).reshape(b.shape[1], -1)
+    root_a = _sqrt_psd(cov_a)
+    cross = torch.linalg.eigvalsh(root_a @ cov_b @ root_a).clamp(min=0).sqrt().sum()
+    value = (mu_a - mu_b).square().sum() + cov_a.trace() + cov_b.trace() - 2 * cross
+    return max(float(value), 0.0)
+
+
+def classifier_fid(real, fake, model) -> float:
+    """Classifier-FID: :func:`frechet_distance` on ``model.features`` of two image sets in [0, 1].
+
+    Not Inception FID: the features are those of the course's MNIST classifier (see above).
+    """
+    return frechet_distance(classifier_features(model, real), classifier_features(model, fake))
+
+
+def _polynomial_kernel(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    return (x @ y.T / x.shape[1] + 1) ** 3
+
+
+def mmd2_unbiased(real, fake) -> float:
+    """Unbiased MMD^2 with KID's kernel k(x, y) = (x.y / d + 1)^3 (Binkowski et al. 2018):
+
+        1/(m(m-1)) sum_{i != j} k(x_i, x_j) + 1/(n(n-1)) sum_{i != j} k(y_i, y_j)
+        - 2/(mn) sum_{i, j} k(x_i, y_j).
+
+    Its expectation over samples is the population MMD^2 exactly (the diagonal terms, which
+    bias the plain V-statistic upwards, are left out); it can be slightly negative.
+    """
+    a, b = _two_feature_sets(real, fake)
+    m, n = len(a), len(b)
+    k_aa, k_bb = _polynomial_kernel(a, a), _polynomial_kernel(b, b)
+    k_ab = _polynomial_kernel(a, b)
+    value = ((k_aa.sum() - k_aa.trace()) / (m * (m - 1))
+             + (k_bb.sum() - k_bb.trace()) / (n * (n - 1)) - 2 * k_ab.mean())
+    return float(value)
+
+
+def kernel_distance(real, fake, *, subset_size: int = 1000, subsets: int = 10,
+                    seed: int = 0) -> tuple[float, float]:
+    """KID: mean and standard deviation of :func:`mmd2_unbiased` over ``subsets`` random subsets
+    of ``subset_size`` rows of each set (the whole sets, once, when both are that small)."""
+    a, b = _two_feature_sets(real, fake)
+    for value, name, low in ((subset_size, "subset_size", 2), (subsets, "subsets", 1)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
+    if len(a) <= subset_size and len(b) <= subset_size:
+        return mmd2_unbiased(a, b), 0.0
+    size = min(subset_size, len(a), len(b))
+    gen = torch.Generator().manual_seed(seed)
+    values = torch.tensor([mmd2_unbiased(a[torch.randperm(len(a), generator=gen)[:size]],
+                                         b[torch.randperm(len(b), generator=gen)[:size]])
+                           for _ in range(subsets)], dtype=torch.float64)
+    return float(values.mean()), float(values.std()) if subsets > 1 else 0.0
+
+
+def classifier_kid(real, fake, model, **kwargs) -> tuple[float, float]:
+    """Classifier-KID ``(mean, std)``: :func:`kernel_distance` on ``model.features``."""
+    return kernel_distance(classifier_features(model, real), classifier_features(model, fake),
+                           **kwargs)
+
+
+def _knn_radii(x: torch.Tensor, k: int) -> torch.Tensor:
+    dist = torch.cdist(x, x)
+    return dist.kthvalue(k + 1, dim=1).values  # k+1: the nearest "neighbour" is the point itself
+
+
+def precision_recall(real, fake, *, k: int = 3) -> tuple[float, float]:
+    """Improved precision and recall (Kynkaanniemi et al. 2019) of feature sets ``(N, D)``.
+
+    Each set's manifold is the union of balls around its points, each ball reaching that point's
+    k-th nearest neighbour within the set. Precision: the fraction of fake points inside the real
+    manifold (are the samples realistic?). Recall: the fraction of real points inside the fake
+    manifold (is the data's variety covered?). The paper uses k = 3.
+    """
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise ValueError(f"k must be a positive int, got {k!r}")
+    a, b = _two_feature_sets(real, fake, min_rows=k + 1)
+    r_a, r_b = _knn_radii(a, k), _knn_radii(b, k)
+    cross = torch.cdist(b, a)  # (fake, real)
+    precision = (cross <= r_a[None, :]).any(dim=1).double().mean()
+    recall = (cross.T <= r_b[None, :]).any(dim=1).double().mean()
+    return float(precision), float(recall)
+
+
+@torch.no_grad()
+def label_accuracy(G, classifier, *, per_class: int = 100, seed: int = 0):
+    """How often ``classifier`` puts a conditional G's samples in their conditioning class.
+
+    G is called as ``G(z, labels)`` with ``per_class`` samples of each of ``G.classes`` classes
+    (z from ``seed``), in eval mode (mode restored); its [-1, 1] output goes through
+    :func:`advlab.models.to_unit`. Returns ``(overall accuracy, per-class accuracies (classes,))``.
+    """
+    from .models import to_unit
+
+    classes = getattr(G, "classes", None)
+    if not isinstance(classes, int) or not hasattr(G, "z_dim"):
+        raise TypeError("G must be a conditional generator with classes and z_dim attributes")
+    if isinstance(per_class, bool) or not isinstance(per_class, int) or per_class < 1:
+        raise ValueError(f"per_class must be a positive int, got {per_class!r}")
+    dev = next(G.parameters()).device
+    gen = torch.Generator().manual_seed(seed)
+    labels = torch.arange(classes).repeat_interleave(per_class)
+    z = torch.randn(len(labels), G.z_dim, generator=gen)
+    was_training = G.training
+    G.eval()
+    images = torch.cat([to_unit(G(z[i:i + 500].to(dev), labels[i:i + 500].to(dev))).cpu()
+                        for i in range(0, len(z), 500)])
+    G.train(was_training)
+    cls_dev = next(classifier.parameters()).device
+    cls_was_training = classifier.training
+    classifier.eval()
+    pred = torch.cat([classifier(images[i:i + 500].to(cls_dev)).argmax(1).cpu()
+                      for i in range(0, len(images), 500)])
+    classifier.train(cls_was_training)
+    correct = (pred == labels).double()
+    return float(correct.mean()), correct.view(classes, per_class).mean(1)
+
+
+def rank_correlation(a, b) -> float:
+    """Spearman's rank correlation of two equal-length sequences (ties get their mean rank)."""
+    x = torch.as_tensor(a, dtype=torch.float64).flatten()
+    y = torch.as_tensor(b, dtype=torch.float64).flatten()
+    if len(x) != len(y) or len(x) < 2:
+        raise ValueError(f"a and b must have the same length >= 2, got {len(x)} and {len(y)}")
+
+    def ranks(v):
+        order = v.argsort()
+        r = torch.empty_like(v)
+        r[order] = torch.arange(len(v), dtype=torch.float64)
+        for value in v.unique():  # ties: the mean of their ranks
+            tie = v == value
+            r[tie] = r[tie].mean()
+        return r - r.mean()
+
+    rx, ry = ranks(x), ranks(y)
+    denom = (rx.norm() * ry.norm()).item()
+    if denom == 0:
+        raise ValueError("a and b must each hold at least two different values")
+    return float(rx @ ry) / denom

@@ -1,0 +1,94 @@
+"""tools/pretrain_gans.py and the generator checkpoints it commits to data/pretrained/."""
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from advlab import checkpoints, metrics
+from advlab.gan.pretrained import load_generator, pretrained_dir
+from advlab.models import to_unit
+from advlab.train import course_model
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tools"))
+import pretrain_gans  # noqa: E402
+
+COMMITTED = ["mlp_gan", "dcgan", "acgan", "wgan_gp", "wgan_clip"]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def expected_config(name, steps=None):
+    run = pretrain_gans.RUNS[name]
+    return json.loads(json.dumps({"name": name, "profile": "quick", "data": "mnist", "seed": 0,
+                                  **{k: v for k, v in run.items() if k != "steps"},
+                                  "steps": steps or run["steps"]}))
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory):
+    """Two runs of the script, three steps each (one process: the data is parsed once)."""
+    out = tmp_path_factory.mktemp("pretrained")
+    assert pretrain_gans.main(["dcgan", "acgan", "--steps", "3", "--out", str(out),
+                               "--eval-samples", "100"]) == 0
+    return out
+
+
+def test_script_runs_a_few_steps_and_its_checkpoints_load(smoke_run):
+    for name in ("dcgan", "acgan"):
+        G, record = load_generator(name, smoke_run)
+        assert record["config"] == expected_config(name, steps=3)
+        assert record["log"]["step"] == [1, 2, 3] and len(record["log"]["classifier_fid"]) == 3
+        assert G(torch.randn(2, G.z_dim)).shape == (2, 1, 28, 28)
+    assert len(json.loads((smoke_run / "acgan.json").read_text())["final"]
+               ["label_accuracy_per_class"]) == 10
+    snaps = checkpoints.load(smoke_run / "dcgan_snapshots.pt")
+    assert snaps["steps"] == [1, 2, 3] and snaps["G"][0]["net.0.weight"].dtype == torch.float16
+
+
+def test_mismatched_files_are_refused(smoke_run, tmp_path):
+    for suffix in (".pt", ".json"):
+        shutil.copy(smoke_run / f"acgan{suffix}", tmp_path / f"acgan{suffix}")
+    meta = tmp_path / "acgan.json"
+    record = json.loads(meta.read_text())
+    record["config"]["steps"] = 2
+    meta.write_text(json.dumps(record))
+    with pytest.raises(ValueError, match="different runs"):
+        load_generator("acgan", tmp_path)
+    with pytest.raises(FileNotFoundError, match="make pretrained"):
+        load_generator("dcgan", tmp_path)
+    with pytest.raises(ValueError, match="name"):
+        load_generator("../x", tmp_path)
+
+
+@pytest.mark.parametrize("name", COMMITTED)
+def test_committed_checkpoints_load_and_match_the_script(name):
+    path = pretrained_dir() / f"{name}.pt"
+    assert path.stat().st_size < 5e6, f"{path.name} is {path.stat().st_size / 1e6:.1f} MB"
+    G, record = load_generator(name)
+    assert record["config"] == expected_config(name), (
+        f"{name}: data/pretrained was made with another config than tools/pretrain_gans.py "
+        "has now: run `make pretrained`")
+    assert record["log"]["step"][-1] == record["config"]["steps"]
+
+
+def test_committed_dcgan_reproduces_its_logged_fid():
+    G, record = load_generator("dcgan")
+    classifier, _ = course_model("target", profile="quick")
+    held_out = pretrain_gans._mnist("test")
+    z = torch.randn(pretrain_gans.EVAL_SAMPLES, G.z_dim,
+                    generator=torch.Generator().manual_seed(record["config"]["seed"] + 1))
+    with torch.no_grad():
+        fake = to_unit(G(z))
+    fid = metrics.classifier_fid(held_out.images, fake, classifier.cpu())
+    assert fid == pytest.approx(record["final"]["classifier_fid"], rel=1e-3)

@@ -1,0 +1,201 @@
+"""Train the course's image GANs with fixed configs and seeds; write small generator checkpoints.
+
+    python tools/pretrain_gans.py                  # all runs into data/pretrained (make pretrained)
+    python tools/pretrain_gans.py dcgan acgan      # only these runs
+    python tools/pretrain_gans.py --steps 3 --out /tmp/x   # a smoke test (what tests/ does)
+
+Quick profile only: the 4,000 MNIST training digits; the 1,000 held-out test digits judge every
+evaluation (classifier-FID on the target CNN's features, and for the WGANs the critic's estimate
+of W1 on held-out real images). Run it with OMP_NUM_THREADS=1 so two runs can share a 2-core
+machine. Per run NAME it writes NAME.pt (config + generator weights, read with the safe loader)
+and NAME.json (config + log); ``dcgan`` also writes dcgan_snapshots.pt (float16 generator weights
+at several steps, for choosing a checkpoint in notebook 14).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import functools
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+import advlab
+from advlab import checkpoints, metrics
+from advlab.data import load_images
+from advlab.gan import GANTrainer
+from advlab.gan.acgan import ACGANClassLoss
+from advlab.gan.nets import ACGANDiscriminator, Critic, DCGANDiscriminator
+from advlab.gan.pretrained import build_generator, pretrained_dir
+from advlab.gan.wgan import WeightClipping, wasserstein_estimate
+from advlab.models import MLPDiscriminator, to_signed, to_unit
+from advlab.train import course_model
+
+DISCRIMINATORS = {"MLPDiscriminator": MLPDiscriminator, "DCGANDiscriminator": DCGANDiscriminator,
+                  "ACGANDiscriminator": ACGANDiscriminator, "Critic": Critic}
+TRICKS = {"ACGANClassLoss": ACGANClassLoss, "WeightClipping": WeightClipping}
+MNIST = [1, 28, 28]
+
+RUNS = {
+    # The MNIST MLP GAN of notebook 08 (same nets and settings), trained twice as long, as the
+    # baseline for the convolutional ones.
+    "mlp_gan": {
+        "generator": ["MLPGenerator", {"z_dim": 64, "out_shape": MNIST, "hidden": [128, 256],
+                                       "tanh": True}],
+        "discriminator": ["MLPDiscriminator", {"in_shape": MNIST, "hidden": [256, 128],
+                                               "negative_slope": 0.2}],
+        "trainer": {"loss": "non-saturating", "lr_g": 1e-3, "lr_d": 1e-3, "betas": [0.5, 0.999],
+                    "batch_size": 64},
+        "steps": 4000},
+    # DCGAN (Radford et al. 2016): their optimiser settings, narrower nets for a CPU.
+    "dcgan": {
+        "generator": ["DCGANGenerator", {"z_dim": 64, "image_shape": MNIST, "width": 32}],
+        "discriminator": ["DCGANDiscriminator", {"image_shape": MNIST, "width": 32}],
+        "trainer": {"loss": "non-saturating", "lr_g": 2e-4, "lr_d": 2e-4, "betas": [0.5, 0.999],
+                    "batch_size": 64},
+        "steps": 4000, "snapshots": 6},
+    # AC-GAN: z times a label embedding; D's class head learns from real images only.
+    "acgan": {
+        "generator": ["ACGANGenerator", {"z_dim": 64, "image_shape": MNIST, "width": 32,
+                                         "classes": 10}],
+        "discriminator": ["ACGANDiscriminator", {"image_shape": MNIST, "width": 32,
+                                                 "classes": 10}],
+        "trainer": {"loss": "non-saturating", "lr_g": 2e-4, "lr_d": 2e-4, "betas": [0.5, 0.999],
+                    "batch_size": 64},
+        "tricks": [["ACGANClassLoss", {"classes": 10, "d_on_fake": False}]],
+        "steps": 6000},
+    # WGAN-GP: the paper's lambda = 10, betas (0, 0.9) and 5 critic steps; a larger learning
+    # rate (1e-3, paper 1e-4) and smaller batches (32, paper 64) to learn within CPU minutes.
+    "wgan_gp": {
+        "generator": ["DCGANGenerator", {"z_dim": 64, "image_shape": MNIST, "width": 32}],
+        "discriminator": ["Critic", {"image_shape": MNIST, "width": 32, "norm": "none"}],
+        "trainer": {"loss": "wgan-gp", "lr_g": 1e-3, "lr_d": 1e-3, "betas": [0.0, 0.9],
+                    "batch_size": 32, "n_critic": 5},
+        "steps": 1500},
+    # WGAN with weight clipping: exactly the paper's settings (RMSprop 5e-5, clip 0.01, 5 critic
+    # steps, batch 64) and its batch-normed DCGAN critic.
+    "wgan_clip": {
+        "generator": ["DCGANGenerator", {"z_dim": 64, "image_shape": MNIST, "width": 32}],
+        "discriminator": ["Critic", {"image_shape": MNIST, "width": 32, "norm": "batch"}],
+        "trainer": {"loss": "wasserstein", "optimizer": "rmsprop", "lr_g": 5e-5, "lr_d": 5e-5,
+                    "batch_size": 64, "n_critic": 5},
+        "tricks": [["WeightClipping", {"clip": 0.01}]],
+        "steps": 1500},
+}
+EVALS = 20          # evaluations per run (plus one at the end)
+EVAL_SAMPLES = 1000  # generated images per evaluation, against the 1,000 held-out test digits
+
+
+@functools.cache
+def _mnist(split: str):
+    """The quick-profile MNIST split, parsed once per process (the CSV parse is slow)."""
+    return load_images("mnist", split, profile="quick")
+
+
+def _build(spec, table):
+    kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in spec[1].items()}
+    return table[spec[0]](**kwargs)
+
+
+def train_run(name: str, run: dict, out: Path, *, steps: int | None = None, seed: int = 0,
+              eval_samples: int = EVAL_SAMPLES, log=print) -> dict:
+    """Train one run, evaluating ``EVALS`` times; write NAME.pt / NAME.json; return the record."""
+    steps = steps or run["steps"]
+    config = {"name": name, "profile": "quick", "data": "mnist", "seed": seed,
+              **{k: v for k, v in run.items() if k != "steps"}, "steps": steps}
+    advlab.seed_everything(seed)
+    G = build_generator(config["generator"])
+    D = _build(config["discriminator"], DISCRIMINATORS)
+    tricks = [_build(t, TRICKS) for t in config.get("tricks", [])]
+    train_set, held_out = _mnist("train"), _mnist("test")
+    settings = {k: tuple(v) if isinstance(v, list) else v for k, v in config["trainer"].items()}
+    trainer = GANTrainer(G, D, (to_signed(train_set.images), train_set.labels), tricks=tricks,
+                         seed=seed, device="cpu", **settings)
+    classifier, _ = course_model("target", profile="quick")
+    classifier = classifier.cpu()
+    real_features = metrics.classifier_features(classifier, held_out.images)
+    wasserstein = settings["loss"] in ("wasserstein", "wgan-gp")
+    every = max(1, steps // EVALS)
+    points = sorted({*range(every, steps + 1, every), steps})
+    snap_points = set(points[::max(1, len(points) // run["snapshots"])][-run["snapshots"]:]) \
+        if run.get("snapshots") else set()
+    history = {"step": [], "seconds": [], "classifier_fid": [], "d_loss": [], "g_loss": []}
+    if wasserstein:
+        history["critic_estimate"] = []
+    snapshots = {}
+    train_seconds = 0.0
+    for point in points:
+        done = trainer.step
+        result = trainer.train(point, check_every=max(1, min(100, point - done)))
+        train_seconds += result["seconds"]
+        fake = trainer.sample(eval_samples, seed=seed + 1)
+        fid = metrics.frechet_distance(real_features,
+                                       metrics.classifier_features(classifier, to_unit(fake)))
+        window = slice(done, point)
+        history["step"].append(point)
+        history["seconds"].append(round(train_seconds, 2))
+        history["classifier_fid"].append(round(fid, 4))
+        history["d_loss"].append(round(float(trainer.history["d_loss"][window].mean()), 5))
+        history["g_loss"].append(round(float(trainer.history["g_loss"][window].mean()), 5))
+        line = f"{name:10s} step {point:5d}  {train_seconds:7.1f} s  classifier-FID {fid:8.2f}"
+        if wasserstein:
+            est = wasserstein_estimate(D, to_signed(held_out.images), fake)
+            history["critic_estimate"].append(round(est, 5))
+            line += f"  critic estimate {est:8.4f}"
+        if point in snap_points:
+            snapshots[point] = {k: (v.half() if v.is_floating_point() else v).clone()
+                                for k, v in G.state_dict().items()}
+        log(line, flush=True)
+    final = {"classifier_fid": history["classifier_fid"][-1], "train_seconds": round(train_seconds, 1)}
+    if "ACGANGenerator" == config["generator"][0]:
+        acc, per_class = metrics.label_accuracy(G, classifier, per_class=100, seed=seed)
+        final["label_accuracy"] = round(acc, 4)
+        final["label_accuracy_per_class"] = [round(a, 4) for a in per_class.tolist()]
+    G.eval()
+    state = {k: v.detach().cpu().clone() for k, v in G.state_dict().items()}
+    record = {"config": config, "final": final, "log": history,
+              "machine": {"torch": torch.__version__, "python": platform.python_version(),
+                          "threads": torch.get_num_threads()}}
+    out.mkdir(parents=True, exist_ok=True)
+    checkpoints.save({"name": name, "config": config, "G": state}, out / f"{name}.pt")
+    if snapshots:
+        checkpoints.save({"name": name, "config": config, "steps": sorted(snapshots),
+                          "G": [snapshots[s] for s in sorted(snapshots)]},
+                         out / f"{name}_snapshots.pt")
+    tmp = out / f".{name}.json.tmp"
+    tmp.write_text(json.dumps(record, indent=1) + "\n")
+    tmp.replace(out / f"{name}.json")
+    return record
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("runs", nargs="*", help=f"runs to train (default: all of {list(RUNS)})")
+    parser.add_argument("--out", default=None, help="output folder (default: data/pretrained)")
+    parser.add_argument("--steps", type=int, default=None, help="override every run's steps")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--eval-samples", type=int, default=EVAL_SAMPLES,
+                        help="generated images per evaluation")
+    args = parser.parse_args(argv)
+    unknown = [r for r in args.runs if r not in RUNS]
+    if unknown:
+        parser.error(f"unknown runs {unknown}; choose from {list(RUNS)}")
+    if args.steps is not None and args.steps < 1:
+        parser.error("--steps must be >= 1")
+    out = Path(args.out) if args.out else pretrained_dir()
+    for name in args.runs or list(RUNS):
+        start = time.perf_counter()
+        record = train_run(name, copy.deepcopy(RUNS[name]), out, steps=args.steps, seed=args.seed,
+                           eval_samples=args.eval_samples)
+        print(f"{name}: {json.dumps(record['final'])} ({time.perf_counter() - start:.0f} s wall)",
+              flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
