@@ -91,4 +91,7 @@ def test_committed_dcgan_reproduces_its_logged_fid():
     with torch.no_grad():
         fake = to_unit(G(z))
     fid = metrics.classifier_fid(held_out.images, fake, classifier.cpu())
-    assert fid == pytest.approx(record["final"]["classifier_fid"], rel=1e-3)
+    # The feature extractor is the course's target CNN, retrained from scratch in a fresh
+    # checkout; a different CPU thread count changes its float sums, so its features (and the
+    # FID) move by about 1 %. A wrong or mismatched checkpoint moves it by tens of points.
+    assert fid == pytest.approx(record["final"]["classifier_fid"], rel=0.03)
