@@ -26,3 +26,12 @@ def tmp_data(monkeypatch, tmp_path):
 def _cpu_and_threads(monkeypatch):
     monkeypatch.setenv("ADVLAB_DEVICE", "cpu")
     torch.manual_seed(0)
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tiny models: a second CPU thread costs more than it saves on a busy 2-core machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -25,12 +25,7 @@ from advlab.models import to_signed
 SHAPES = [(1, 28, 28), (3, 32, 32)]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_start_sizes():

@@ -17,14 +17,7 @@ from advlab.gan.layers import (
 from advlab.gan.tricks import FIXES, FeatureMatching, HistoricalAveraging, InstanceNoise, Tricks
 from advlab.models import MLPDiscriminator, MLPGenerator
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny MLPs: a second thread costs more than it saves on a busy 2-core CPU."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 HIDDEN = (16, 16)

@@ -20,12 +20,7 @@ import pretrain_gans  # noqa: E402
 COMMITTED = ["mlp_gan", "dcgan", "acgan", "wgan_gp", "wgan_clip"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def expected_config(name, steps=None):

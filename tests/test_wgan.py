@@ -10,13 +10,7 @@ from advlab.gan.nets import Critic, DCGANDiscriminator, DCGANGenerator
 from advlab.gan.wgan import WeightClipping, clip_settings, gp_settings, wasserstein_estimate
 from advlab.models import MLPDiscriminator, MLPGenerator
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny_critic():
