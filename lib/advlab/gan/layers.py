@@ -20,9 +20,10 @@ import torch
 from torch import nn
 
 
-def _positive_int(value, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
+def _positive_int(value, name: str, minimum: int = 1) -> int:
+    """Argument check shared by the GAN package (the loop imports it from here)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
     return value
 
 

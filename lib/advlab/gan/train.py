@@ -29,6 +29,7 @@ from tqdm.auto import tqdm
 from .. import checkpoints
 from ..data import ImageSet
 from ..runtime import device as default_device
+from .layers import _positive_int
 from .losses import get_loss
 from .tricks import HOOKS, overriding
 
@@ -73,12 +74,6 @@ class Step:
 def _adversarial(out):
     """The logits the loss judges: D's output, or its first element when D returns a tuple."""
     return out[0] if isinstance(out, tuple) else out
-
-
-def _positive_int(value, name: str, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
-    return value
 
 
 def _positive_float(value, name: str) -> float:
