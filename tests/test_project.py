@@ -85,5 +85,9 @@ def test_notebook_is_committed_with_fresh_outputs(path):
 def test_notebook_has_a_self_check(path):
     nb = json.loads(path.read_text())
     source = "\n".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code")
-    assert re.search(r"^\s*assert ", source, re.M), f"{path.name} has no self-check assert"
-    assert "advlab.seed_everything(" in source, f"{path.name} does not seed its run"
+    assert re.search(r"^\s*(assert |advlab\.expect\()", source, re.M), (
+        f"{path.name} has no self-check")
+    assert "advlab.setup()" in source, f"{path.name} does not seed its run from the course seed"
+    fixed = re.search(r"manual_seed\(\s*\d+\s*\)|seed_everything\(\s*\d+|seed=\d+", source)
+    assert not fixed, (f"{path.name} fixes a seed by hand ({fixed.group(0)}): derive it from the "
+                       "course seed with advlab.derive_seed / advlab.generator")

@@ -1,11 +1,42 @@
 """advlab: the tested library behind the adversarial machine learning course.
 
-``import advlab`` gives the runtime helpers at top level; the rest lives in submodules:
-``advlab.data``, ``advlab.models``, ``advlab.checkpoints``, ``advlab.train``, ``advlab.viz``.
+``import advlab`` gives the runtime helpers at top level (device, course seed, profile, data
+folder, headline numbers and self-checks); the rest lives in submodules: ``advlab.data``,
+``advlab.models``, ``advlab.checkpoints``, ``advlab.train``, ``advlab.attacks``,
+``advlab.defenses``, ``advlab.metrics``, ``advlab.viz`` and ``advlab.gan``.
 """
-
-from .runtime import data_dir, device, pick, profile, seed_everything
 
 __version__ = "0.1.0"
 
-__all__ = ["data_dir", "device", "pick", "profile", "seed_everything", "__version__"]
+from .runtime import (  # noqa: E402
+    course_seed,
+    data_dir,
+    derive_seed,
+    device,
+    expect,
+    generator,
+    headline,
+    pick,
+    profile,
+    seed_everything,
+    setup,
+    smoke_scale,
+    versions,
+)
+
+__all__ = [
+    "__version__",
+    "course_seed",
+    "data_dir",
+    "derive_seed",
+    "device",
+    "expect",
+    "generator",
+    "headline",
+    "pick",
+    "profile",
+    "seed_everything",
+    "setup",
+    "smoke_scale",
+    "versions",
+]

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .runtime import data_dir
+from .runtime import data_dir, derive_seed
 from .runtime import profile as current_profile
 
 DATASETS = ("mnist", "cifar10", "digits")
@@ -88,7 +88,7 @@ def load_images(name: str, split: str = "train", *, profile: str | None = None) 
 
 
 def _shuffled_split(x: np.ndarray, y: np.ndarray, n_train: int, split: str):
-    order = np.random.default_rng(SPLIT_SEED).permutation(len(y))
+    order = np.random.default_rng(derive_seed(SPLIT_SEED)).permutation(len(y))
     idx = order[:n_train] if split == "train" else order[n_train:]
     return x[idx], y[idx]
 

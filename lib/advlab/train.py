@@ -17,6 +17,7 @@ from tqdm.auto import tqdm
 from . import checkpoints
 from .data import ImageSet, batches, load_images, num_batches
 from .models import make_classifier
+from .runtime import derive_seed
 from .runtime import device as default_device
 from .runtime import profile as current_profile
 
@@ -122,7 +123,7 @@ def course_model_config(name: str, *, profile: str | None = None) -> dict:
     spec = dict(COURSE_MODELS[name])
     if prof == "full":
         spec["epochs"] = 2 * spec["epochs"]
-    return {"name": name, "data": "mnist", "profile": prof, "seed": 0, **spec}
+    return {"name": name, "data": "mnist", "profile": prof, "seed": derive_seed(0), **spec}
 
 
 def course_model(name: str, *, profile: str | None = None, progress: bool = False):
