@@ -8,7 +8,7 @@ STAMP := $(VENV)/.advlab-installed
 CELL_TIMEOUT ?= 600
 export ADVLAB_PROFILE ?= quick
 
-.PHONY: install course test lint unit notebooks lab refresh bench clean
+.PHONY: install course test lint unit notebooks lab refresh robustness bench clean
 
 # torchattacks is a test oracle only; it pins an old `requests`, so it goes in without deps
 # (it needs only torch, numpy, scipy and tqdm, all already installed).
@@ -43,6 +43,11 @@ lab: install
 
 refresh: install
 	$(PY) tools/course.py run --inplace
+
+# Every notebook under other course seeds (default 1 and 2), one thread each, side by side, fresh
+# data folders: `make robustness SEEDS="3 4" ONLY="02 10"` for other seeds or a subset.
+robustness: install
+	$(PY) tools/robustness.py $(if $(SEEDS),--seeds $(SEEDS),) $(ONLY)
 
 bench: install
 	for f in benchmarks/bench_*.py; do $(PY) $$f || exit 1; done

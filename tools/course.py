@@ -42,8 +42,13 @@ def badge_block(notebook_name: str) -> str:
     )
 
 
-def notebook_paths() -> list[Path]:
-    return sorted(p for p in NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
+ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+def notebook_paths(only: list[str] | None = None) -> list[Path]:
+    """The course notebooks in order; with ``only``, those whose name contains one of its items."""
+    paths = sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
+    return [p for p in paths if not only or any(o in p.name for o in only)]
 
 
 def sync_badges() -> int:
@@ -74,7 +79,8 @@ def execute(path: Path, timeout: int):
     try:
         client.execute()
     except Exception as exc:  # a failing cell: report it, keep going with the next notebook
-        error = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+        text = ANSI.sub("", str(exc)).strip()
+        error = text.splitlines()[-1] if text else type(exc).__name__
     return nb, time.perf_counter() - start, error
 
 
@@ -99,7 +105,7 @@ def render_index(rows, out: Path) -> None:
 def run(html_dir: str | None, inplace: bool, timeout: int, only: list[str]) -> int:
     from nbconvert import HTMLExporter
 
-    paths = [p for p in notebook_paths() if not only or any(o in p.name for o in only)]
+    paths = notebook_paths(only)
     rows = []
     if html_dir:
         Path(html_dir).mkdir(parents=True, exist_ok=True)

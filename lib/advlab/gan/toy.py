@@ -115,10 +115,12 @@ def toy_runs(jobs, *, workers: int | None = None, **settings) -> list[dict]:
 
     ``settings`` go to every run; a job's own ``job_settings`` dict (e.g. ``{"lr": 4e-3}``)
     overrides them. Cached runs load here; the others train in ``workers`` processes (default:
-    one per CPU core, at most 2), longest first; ``workers=1`` trains in this process.
+    one per CPU core, at most 2, or ``ADVLAB_WORKERS``), longest first; ``workers=1`` trains in
+    this process.
     """
     if workers is None:
-        workers = min(2, os.cpu_count() or 1)
+        env = os.environ.get("ADVLAB_WORKERS", "").strip()
+        workers = int(env) if env.isdigit() else min(2, os.cpu_count() or 1)
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise ValueError(f"workers must be a positive int, got {workers!r}")
     tasks = []
