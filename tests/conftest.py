@@ -22,9 +22,21 @@ def tmp_data(monkeypatch, tmp_path):
     return tmp_path
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _session_data_dir(tmp_path_factory):
+    """Tests leave the checkout as they found it: models they train go to a temporary folder."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("ADVLAB_DATA", str(tmp_path_factory.mktemp("advlab-data")))
+        yield
+
+
 @pytest.fixture(autouse=True)
 def _cpu_and_threads(monkeypatch):
     monkeypatch.setenv("ADVLAB_DEVICE", "cpu")
+    # the course's defaults, whatever the shell running the tests has set
+    for name in ("ADVLAB_SEED", "ADVLAB_PROFILE", "ADVLAB_SMOKE", "ADVLAB_HEADLINES",
+                 "ADVLAB_WORKERS"):
+        monkeypatch.delenv(name, raising=False)
     torch.manual_seed(0)
 
 
