@@ -91,3 +91,43 @@ def test_saved_file_gets_the_usual_permissions(tmp_path):
     finally:
         os.umask(old)
     assert path.stat().st_mode & 0o777 == 0o644
+
+
+def test_cache_key_follows_the_code_that_computes_it(tmp_path, monkeypatch):
+    pkg = tmp_path / "src"
+    pkg.mkdir()
+    (pkg / "course_piece.py").write_text("def f():\n    return 1\n")
+    monkeypatch.syspath_prepend(str(pkg))
+    checkpoints._source_hash.cache_clear()
+    calls = []
+
+    def compute():
+        calls.append(1)
+        return {"value": torch.tensor([len(calls)])}
+
+    a = checkpoints.cached_record("rec", {"k": 1}, compute, code=["course_piece"],
+                                  cache_dir=tmp_path)
+    b = checkpoints.cached_record("rec", {"k": 1}, compute, code=["course_piece"],
+                                  cache_dir=tmp_path)
+    assert (a["hit"], b["hit"], len(calls)) == (False, True, 1)
+    assert torch.equal(b["value"], a["value"])
+    # an edited module is new code: the record is computed again, not loaded stale
+    (pkg / "course_piece.py").write_text("def f():\n    return 2\n")
+    checkpoints._source_hash.cache_clear()
+    c = checkpoints.cached_record("rec", {"k": 1}, compute, code=["course_piece"],
+                                  cache_dir=tmp_path)
+    assert not c["hit"] and len(calls) == 2 and c["path"] != a["path"]
+    # cache=False computes and stores nothing
+    d = checkpoints.cached_record("rec", {"k": 2}, compute, code=["course_piece"],
+                                  cache_dir=tmp_path, cache=False)
+    assert not d["path"].exists()
+    checkpoints._source_hash.cache_clear()
+
+
+def test_cached_record_and_code_version_bad_input(tmp_path):
+    with pytest.raises(TypeError, match="compute"):
+        checkpoints.cached_record("r", {}, lambda: [1], cache_dir=tmp_path)
+    with pytest.raises(TypeError, match="modules"):
+        checkpoints.code_version("advlab")
+    with pytest.raises(ValueError, match="name"):
+        checkpoints.cache_path("a/b", {})

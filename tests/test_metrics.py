@@ -72,7 +72,7 @@ def test_numpy_input():
     (torch.zeros(5, 2), RING[0], 0.01, {}, ValueError, "centers"),
     (torch.zeros(5, 2), RING, 0.0, {}, ValueError, "std"),
     (torch.zeros(5, 2), RING, -1.0, {}, ValueError, "std"),
-    (torch.zeros(5, 2), RING, "0.1", {}, ValueError, "std"),
+    (torch.zeros(5, 2), RING, "0.1", {}, TypeError, "std"),
     (torch.zeros(5, 2), RING, 0.01, {"threshold": 0}, ValueError, "threshold"),
     ([[0.0, 0.0]], RING, 0.01, {}, TypeError, "samples"),
     (torch.zeros(5, 2), "ring", 0.01, {}, TypeError, "centers"),

@@ -45,5 +45,5 @@ def test_bad_input():
         data.toy_2d("circle", 10)
     with pytest.raises(ValueError, match="n must"):
         data.toy_2d("ring", -1)
-    with pytest.raises(ValueError, match="n must"):
+    with pytest.raises(TypeError, match="n must be an int"):
         data.toy_2d("ring", 2.5)

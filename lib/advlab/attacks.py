@@ -9,13 +9,20 @@ to the input (no parameter ``.grad`` is ever written) and works on the device of
 from __future__ import annotations
 
 import math
-import numbers
 from collections.abc import Callable
-from contextlib import contextmanager
 from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
+
+from .checks import (
+    check_choice,
+    check_images,
+    check_int,
+    check_labels,
+    check_number,
+    eval_mode,
+)
 
 LOSSES = ("ce", "margin")
 BASES = ("dct", "pixel")
@@ -23,59 +30,10 @@ BASES = ("dct", "pixel")
 
 # --- shared helpers ---------------------------------------------------------------------------
 
-@contextmanager
-def eval_mode(model: torch.nn.Module):
-    """Run ``model`` in evaluation mode; restore every submodule's own ``training`` flag after."""
-    flags = [(m, m.training) for m in model.modules()]
-    model.eval()
-    try:
-        yield model
-    finally:
-        for m, flag in flags:
-            m.training = flag
-
-
-def _check_images(images, name: str = "images") -> None:
-    if not isinstance(images, torch.Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor, got {type(images).__name__}")
-    if images.dim() != 4:
-        raise ValueError(f"{name} must be 4-D (N, C, H, W), got shape {tuple(images.shape)}")
-    if not images.is_floating_point():
-        raise TypeError(f"{name} must be a floating-point tensor, got {images.dtype}")
-    if images.numel():
-        lo, hi = torch.aminmax(images.detach())
-        if not (lo >= 0 and hi <= 1):  # also catches NaN
-            raise ValueError(f"{name} must lie in [0, 1], got values in [{lo:.3g}, {hi:.3g}]")
-
-
-def _check_labels(labels, n: int, name: str = "labels") -> None:
-    if not isinstance(labels, torch.Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor of class indices, got {type(labels).__name__}")
-    if labels.dtype != torch.long:
-        raise TypeError(f"{name} must have dtype torch.int64 (class indices), got {labels.dtype}")
-    if labels.shape != (n,):
-        raise ValueError(f"{name} must have shape ({n},), one per image, got {tuple(labels.shape)}")
-
-
-def _check_number(value, name: str, *, low: float = 0.0, strict: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a number, got {type(value).__name__}")
-    bad = value <= low if strict else value < low
-    if bad or not math.isfinite(value):
-        raise ValueError(f"{name} must be {'>' if strict else '>='} {low} and finite, got {value}")
-    return float(value)
-
-
-def _check_int(value, name: str, low: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
-    return value
-
-
 def _check_inputs(images, labels, eps) -> float:
-    _check_images(images)
-    _check_labels(labels, len(images))
-    return _check_number(eps, "eps")
+    check_images(images)
+    check_labels(labels, len(images))
+    return check_number(eps, "eps", low=0)
 
 
 def attack_loss(logits: torch.Tensor, labels: torch.Tensor, loss: str = "ce", *,
@@ -141,11 +99,10 @@ def pgd(model, images, labels, eps: float, *, alpha: float | None = None, steps:
     One step with ``alpha = eps`` and no random start is FGSM.
     """
     eps = _check_inputs(images, labels, eps)
-    steps = _check_int(steps, "steps")
-    restarts = _check_int(restarts, "restarts")
-    if loss not in LOSSES:
-        raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
-    alpha = 2.5 * eps / steps if alpha is None else _check_number(alpha, "alpha", strict=True)
+    steps = check_int(steps, "steps")
+    restarts = check_int(restarts, "restarts")
+    check_choice(loss, "loss", LOSSES)
+    alpha = 2.5 * eps / steps if alpha is None else check_number(alpha, "alpha", low=0, strict=True)
     if eps == 0:
         return images.detach().clone()
     x0 = images.detach()
@@ -248,9 +205,8 @@ def simba(model, images, labels, *, eps: float, max_queries: int, basis: str = "
     Every model call is counted, the first (clean) one included.
     """
     eps = _check_inputs(images, labels, eps)
-    max_queries = _check_int(max_queries, "max_queries")
-    if basis not in BASES:
-        raise ValueError(f"basis must be one of {BASES}, got {basis!r}")
+    max_queries = check_int(max_queries, "max_queries")
+    check_choice(basis, "basis", BASES)
     x = images.detach().clone()
     n, c, h, w = x.shape
     queries = torch.zeros(n, dtype=torch.long, device=x.device)
@@ -346,7 +302,7 @@ def apply_patch(images, patch, *, positions=None, generator=None) -> torch.Tenso
     uniformly random per image (from ``generator``). Vectorised: a gather builds the pasted
     canvas and a mask selects it, so gradients flow to the patch pixels.
     """
-    _check_images(images)
+    check_images(images)
     _check_patch(patch, images)
     n, _, H, W = images.shape
     h, w = patch.shape[1:]
@@ -374,14 +330,13 @@ def train_patch(model, images, target: int, *, size, steps: int, batch_size: int
     ``positions``: one fixed ``(top, left)`` corner for every image (a fixed-position patch,
     for contrast with the universal one); default uniformly random per image.
     """
-    _check_images(images)
-    if isinstance(target, bool) or not isinstance(target, int) or target < 0:
-        raise ValueError(f"target must be a class index (int >= 0), got {target!r}")
+    check_images(images)
+    check_int(target, "target", low=0)
     h, w = (size, size) if isinstance(size, int) else tuple(size)
-    _check_int(h, "size")
-    _check_int(w, "size")
-    steps, batch_size = _check_int(steps, "steps"), _check_int(batch_size, "batch_size")
-    lr = _check_number(lr, "lr", strict=True)
+    check_int(h, "size")
+    check_int(w, "size")
+    steps, batch_size = check_int(steps, "steps"), check_int(batch_size, "batch_size")
+    lr = check_number(lr, "lr", low=0, strict=True)
     _check_patch(torch.zeros(images.shape[1], h, w), images)
     if positions is not None:  # one corner for all: batches are random, so no per-image list
         positions = _fixed_positions(positions, None, images.shape[2:], (h, w))
@@ -406,10 +361,10 @@ def patch_success(model, patch, images, labels, target: int, *, placements: int 
 
     Each image gets ``placements`` random positions (or the fixed ``positions``, once).
     """
-    _check_images(images)
-    _check_labels(labels, len(images))
+    check_images(images)
+    check_labels(labels, len(images))
     _check_patch(patch, images)
-    placements = _check_int(placements, "placements")
+    placements = check_int(placements, "placements")
     keep = labels != target
     if not keep.any():
         raise ValueError(f"images must include some not of the target class {target}")

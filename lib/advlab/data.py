@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .checks import check_int
 from .runtime import data_dir, derive_seed
 from .runtime import profile as current_profile
 
@@ -69,35 +70,42 @@ def _check_name_split(name, split):
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
 
 
-def load_images(name: str, split: str = "train", *, profile: str | None = None) -> ImageSet:
+def load_images(name: str, split: str = "train", *, profile: str | None = None,
+                course_seed: int | None = None) -> ImageSet:
     """Load a dataset split as an :class:`ImageSet` (see the module docstring for sources).
 
     ``profile`` defaults to :func:`advlab.profile`; it only changes where ``"mnist"`` comes from.
+    ``course_seed`` (default: the current one) picks the shuffled split of the quick MNIST subset
+    and of ``"digits"``; the full datasets have fixed official splits.
     """
     _check_name_split(name, split)
+    if course_seed is not None:
+        check_int(course_seed, "course_seed", low=0, high=2**32 - 1)
     prof = current_profile() if profile is None else profile
     if prof not in ("quick", "full"):
         raise ValueError(f"profile must be 'quick' or 'full', got {prof!r}")
     if name == "digits":
-        return _digits(split)
+        return _digits(split, course_seed)
     if name == "mnist" and prof == "quick":
-        return _mnist_subset(split)
+        return _mnist_subset(split, course_seed)
     if name == "mnist":
         return _mnist_full(split, data_dir())
     return _cifar10(split, data_dir())
 
 
-def _shuffled_split(x: np.ndarray, y: np.ndarray, n_train: int, split: str):
-    order = np.random.default_rng(derive_seed(SPLIT_SEED)).permutation(len(y))
+def _shuffled_split(x: np.ndarray, y: np.ndarray, n_train: int, split: str,
+                    course_seed: int | None = None):
+    order = np.random.default_rng(derive_seed(SPLIT_SEED, course=course_seed)).permutation(len(y))
     idx = order[:n_train] if split == "train" else order[n_train:]
     return x[idx], y[idx]
 
 
-def _digits(split: str) -> ImageSet:
+def _digits(split: str, course_seed: int | None = None) -> ImageSet:
     from sklearn.datasets import load_digits
 
     bunch = load_digits()
-    x, y = _shuffled_split(bunch.images, bunch.target, int(0.8 * len(bunch.target)), split)
+    x, y = _shuffled_split(bunch.images, bunch.target, int(0.8 * len(bunch.target)), split,
+                           course_seed)
     images = torch.from_numpy(x / 16.0).float().unsqueeze(1)
     return ImageSet(images.contiguous(), torch.from_numpy(y).long(), MNIST_CLASSES)
 
@@ -114,8 +122,8 @@ def _mnist_subset_arrays() -> tuple[np.ndarray, np.ndarray]:
     return x, y
 
 
-def _mnist_subset(split: str) -> ImageSet:
-    x, y = _shuffled_split(*_mnist_subset_arrays(), MNIST_SUBSET_TRAIN, split)
+def _mnist_subset(split: str, course_seed: int | None = None) -> ImageSet:
+    x, y = _shuffled_split(*_mnist_subset_arrays(), MNIST_SUBSET_TRAIN, split, course_seed)
     images = torch.from_numpy(x.reshape(-1, 1, 28, 28) / 255.0).float()
     return ImageSet(images.contiguous(), torch.from_numpy(y).long(), MNIST_CLASSES)
 
@@ -177,8 +185,7 @@ def batches(images, labels=None, batch_size: int = 128, *, shuffle: bool = True,
         raise TypeError(f"images must be a torch.Tensor, got {type(images).__name__}")
     if labels is not None and len(labels) != len(images):
         raise ValueError(f"labels must have length {len(images)}, got {len(labels)}")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    check_int(batch_size, "batch_size")
     if device is not None:
         images = images.to(device)
         labels = labels.to(device) if labels is not None else None
@@ -240,8 +247,7 @@ def toy_2d(name: str, n: int, *, generator: torch.Generator | None = None) -> to
     if name not in TOY_2D:
         raise ValueError(f"name must be one of {TOY_2D}, got {name!r}")
     centers, std = _toy_2d_modes(name)  # cached, not modified below
-    if isinstance(n, bool) or not isinstance(n, int) or n < 0:
-        raise ValueError(f"n must be a non-negative int, got {n!r}")
+    check_int(n, "n", low=0)
     dev = generator.device if generator is not None else torch.device("cpu")
     centers = centers.to(dev)
     mode = torch.randint(len(centers), (n,), generator=generator, device=dev)

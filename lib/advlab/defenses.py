@@ -26,34 +26,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .checks import batched, check_images, check_int, check_number, eval_mode, module_device
 from .train import _as_tensors, fit, predict
 
-# --- argument checks --------------------------------------------------------------------------
-
-
-def _positive(value, name: str, *, allow_zero: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name} must be a number, got {type(value).__name__}")
-    if not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
-        raise ValueError(f"{name} must be {'>= 0' if allow_zero else '> 0'} and finite, got {value}")
-    return float(value)
-
-
-def _count(value, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    if value < 1:
-        raise ValueError(f"{name} must be >= 1, got {value}")
-    return value
-
-
-def _images(images) -> torch.Tensor:
-    if not isinstance(images, torch.Tensor):
-        raise TypeError(f"images must be a torch.Tensor, got {type(images).__name__}")
-    if images.dim() != 4 or not images.is_floating_point():
-        raise ValueError("images must be a float tensor (N, C, H, W), got "
-                         f"{images.dtype} of shape {tuple(images.shape)}")
-    return images
+# --- helpers ----------------------------------------------------------------------------------
 
 
 def _randn(shape, like: torch.Tensor, generator) -> torch.Tensor:
@@ -75,7 +51,7 @@ class Temperature(nn.Module):
     def __init__(self, model: nn.Module, temperature: float):
         super().__init__()
         self.model = model
-        self.temperature = _positive(temperature, "temperature")
+        self.temperature = check_number(temperature, "temperature", low=0, strict=True)
 
     def forward(self, x):
         return self.model(x) / self.temperature
@@ -83,7 +59,7 @@ class Temperature(nn.Module):
 
 def softened(logits: torch.Tensor, temperature: float) -> torch.Tensor:
     """The softened distribution ``softmax(z / T)``; uniform as ``T`` grows, one-hot as it shrinks."""
-    temperature = _positive(temperature, "temperature")
+    temperature = check_number(temperature, "temperature", low=0, strict=True)
     return F.softmax(logits / temperature, dim=-1)
 
 
@@ -113,9 +89,9 @@ def distill(teacher: nn.Module, data, *, temperature: float, epochs: int,
     saturates. ``fit_kwargs`` (``lr``, ``batch_size``, ``device``, ``progress``, ...) go to
     :func:`advlab.train.fit` for both models. ``teacher_epochs`` defaults to ``epochs``.
     """
-    temperature = _positive(temperature, "temperature")
-    epochs = _count(epochs, "epochs")
-    teacher_epochs = epochs if teacher_epochs is None else _count(teacher_epochs, "teacher_epochs")
+    temperature = check_number(temperature, "temperature", low=0, strict=True)
+    epochs = check_int(epochs, "epochs")
+    teacher_epochs = epochs if teacher_epochs is None else check_int(teacher_epochs, "teacher_epochs")
     images, labels = _as_tensors(data)
     if student is None:
         student = _fresh_copy(teacher, seed + 1)
@@ -137,17 +113,11 @@ def input_gradient_norm(model: nn.Module, images: torch.Tensor, labels: torch.Te
     to one-hot), so FGSM's ``sign(0) = 0`` moves nothing: the gradient is masked, not removed.
     The model's ``training`` flags are restored and no parameter gradient is written.
     """
-    _images(images)
-    flags = [(m, m.training) for m in model.modules()]
-    model.eval()
-    try:
+    check_images(images)
+    with eval_mode(model), torch.enable_grad():
         x = images.detach().requires_grad_(True)
-        with torch.enable_grad():
-            loss = F.cross_entropy(model(x), labels, reduction="sum")
-            grad = torch.autograd.grad(loss, x)[0]
-    finally:
-        for m, flag in flags:
-            m.training = flag
+        loss = F.cross_entropy(model(x), labels, reduction="sum")
+        grad = torch.autograd.grad(loss, x)[0]
     return grad.flatten(1).norm(p=p, dim=1)
 
 
@@ -161,9 +131,8 @@ def random_shift(images: torch.Tensor, max_shift: int, *,
 
     Vectorised with one gather (no per-image loop); shape and [0, 1] range are kept.
     """
-    _images(images)
-    if isinstance(max_shift, bool) or not isinstance(max_shift, int) or max_shift < 0:
-        raise ValueError(f"max_shift must be an int >= 0, got {max_shift!r}")
+    check_images(images)
+    check_int(max_shift, "max_shift", low=0)
     if max_shift == 0:
         return images.clone()
     n, _, h, w = images.shape
@@ -181,8 +150,8 @@ def random_shift(images: torch.Tensor, max_shift: int, *,
 def gaussian_noise(images: torch.Tensor, std: float, *,
                    generator: torch.Generator | None = None) -> torch.Tensor:
     """``clip(x + N(0, std^2), 0, 1)``, fresh noise for every pixel."""
-    _images(images)
-    std = _positive(std, "std", allow_zero=True)
+    check_images(images)
+    std = check_number(std, "std", low=0)
     return (images + std * _randn(images.shape, images, generator)).clamp(0, 1)
 
 
@@ -220,8 +189,8 @@ def adversarial_training(model: nn.Module, data, *, attack: Callable, eps: float
     if not callable(attack):
         raise TypeError(f"attack must be callable(model, images, labels, eps), "
                         f"got {type(attack).__name__}")
-    eps = _positive(eps, "eps", allow_zero=True)
-    epochs = _count(epochs, "epochs")
+    eps = check_number(eps, "eps", low=0)
+    epochs = check_int(epochs, "epochs")
 
     def transform(x, y, net):
         x_adv = attack(net, x, y, eps).detach()
@@ -275,27 +244,20 @@ def mc_dropout_predict(model: nn.Module, images: torch.Tensor, *, samples: int, 
     statistics); every module's flag is restored afterwards. The dropout masks come from
     ``seed``, so a call is repeatable and leaves the global random state untouched.
     """
-    samples = _count(samples, "samples")
-    _images(images)
+    samples = check_int(samples, "samples")
+    check_images(images)
     dropouts = [m for m in model.modules() if _is_dropout(m)]
     if not dropouts or all(m.p == 0 for m in dropouts):
         raise ValueError("model has no dropout layer with p > 0: MC dropout needs one")
-    dev = next(model.parameters()).device
-    flags = [(m, m.training) for m in model.modules()]
-    model.eval()
-    for m in dropouts:
-        m.train()
+    dev = module_device(model)
     devices = [dev.index or 0] if dev.type == "cuda" else []
-    try:
-        with torch.random.fork_rng(devices=devices):
-            torch.manual_seed(seed)
-            probs = torch.stack([
-                torch.cat([F.softmax(model(images[i:i + batch_size].to(dev)), -1)
-                           for i in range(0, len(images), batch_size)])
-                for _ in range(samples)])
-    finally:
-        for m, flag in flags:
-            m.training = flag
+    with eval_mode(model), torch.random.fork_rng(devices=devices):
+        for m in dropouts:  # dropout on, everything else (batch norm) in eval mode
+            m.train()
+        torch.manual_seed(seed)
+        probs = torch.stack([
+            batched(lambda x: F.softmax(model(x), -1), images, batch_size=batch_size, device=dev)
+            for _ in range(samples)])
     return uncertainty(probs)
 
 
@@ -323,7 +285,7 @@ def ensemble_predict(members, images: torch.Tensor, *, batch_size: int = 1000) -
         members = list(members.members)
     if isinstance(members, nn.Module) or not members:
         raise TypeError("members must be a non-empty sequence of models or an Ensemble")
-    _images(images)
+    check_images(images)
     probs = torch.stack([F.softmax(predict(m, images, batch_size=batch_size), -1)
                          for m in members])
     return uncertainty(probs)

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from .checks import batched, check_int, check_number, module_device
+
 
 @dataclass(frozen=True)
 class ModeCoverage:
@@ -61,10 +63,8 @@ def mode_coverage(samples, centers, std: float, *, threshold: float = 3.0) -> Mo
     if samples.shape[1] != centers.shape[1]:
         raise ValueError(f"samples and centers must have the same dimension D, got samples "
                          f"{tuple(samples.shape)} and centers {tuple(centers.shape)}")
-    if isinstance(std, bool) or not isinstance(std, (int, float)) or not std > 0:
-        raise ValueError(f"std must be a number > 0, got {std!r}")
-    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not threshold > 0:
-        raise ValueError(f"threshold must be a number > 0, got {threshold!r}")
+    check_number(std, "std", low=0, strict=True)
+    check_number(threshold, "threshold", low=0, strict=True)
     samples = samples.to(torch.float64).cpu()
     centers = centers.to(torch.float64).cpu()
     dist, nearest = torch.cdist(samples, centers).min(dim=1)
@@ -105,19 +105,13 @@ def _check_images(images, name: str) -> torch.Tensor:
     return images
 
 
-@torch.no_grad()
 def classifier_features(model, images, *, batch_size: int = 500) -> torch.Tensor:
     """``model.features(images)`` in eval mode (mode restored), float64 on the CPU, ``(N, D)``."""
     if not callable(getattr(model, "features", None)):
         raise TypeError("model must have a features(x) method, e.g. course_model('target')")
     images = _check_images(images, "images")
-    was_training = model.training
-    model.eval()
-    dev = next(model.parameters()).device
-    out = torch.cat([model.features(images[i:i + batch_size].to(dev)).double().cpu()
-                     for i in range(0, len(images), batch_size)])
-    model.train(was_training)
-    return out
+    return batched(lambda x: model.features(x).double().cpu(), images, batch_size=batch_size,
+                   models=[model], device=module_device(model))
 
 
 def _two_feature_sets(a, b, min_rows: int = 2):
@@ -188,9 +182,8 @@ def kernel_distance(real, fake, *, subset_size: int = 1000, subsets: int = 10,
     """KID: mean and standard deviation of :func:`mmd2_unbiased` over ``subsets`` random subsets
     of ``subset_size`` rows of each set (the whole sets, once, when both are that small)."""
     a, b = _two_feature_sets(real, fake)
-    for value, name, low in ((subset_size, "subset_size", 2), (subsets, "subsets", 1)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < low:
-            raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
+    check_int(subset_size, "subset_size", low=2)
+    check_int(subsets, "subsets")
     if len(a) <= subset_size and len(b) <= subset_size:
         return mmd2_unbiased(a, b), 0.0
     size = min(subset_size, len(a), len(b))
@@ -220,8 +213,7 @@ def precision_recall(real, fake, *, k: int = 3) -> tuple[float, float]:
     manifold (are the samples realistic?). Recall: the fraction of real points inside the fake
     manifold (is the data's variety covered?). The paper uses k = 3.
     """
-    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-        raise ValueError(f"k must be a positive int, got {k!r}")
+    check_int(k, "k")
     a, b = _two_feature_sets(real, fake, min_rows=k + 1)
     r_a, r_b = _knn_radii(a, k), _knn_radii(b, k)
     cross = torch.cdist(b, a)  # (fake, real)
@@ -230,7 +222,6 @@ def precision_recall(real, fake, *, k: int = 3) -> tuple[float, float]:
     return float(precision), float(recall)
 
 
-@torch.no_grad()
 def label_accuracy(G, classifier, *, per_class: int = 100, seed: int = 0):
     """How often ``classifier`` puts a conditional G's samples in their conditioning class.
 
@@ -243,25 +234,24 @@ def label_accuracy(G, classifier, *, per_class: int = 100, seed: int = 0):
     classes = getattr(G, "classes", None)
     if not isinstance(classes, int) or not hasattr(G, "z_dim"):
         raise TypeError("G must be a conditional generator with classes and z_dim attributes")
-    if isinstance(per_class, bool) or not isinstance(per_class, int) or per_class < 1:
-        raise ValueError(f"per_class must be a positive int, got {per_class!r}")
-    dev = next(G.parameters()).device
+    check_int(per_class, "per_class")
     gen = torch.Generator().manual_seed(seed)
     labels = torch.arange(classes).repeat_interleave(per_class)
     z = torch.randn(len(labels), G.z_dim, generator=gen)
-    was_training = G.training
-    G.eval()
-    images = torch.cat([to_unit(G(z[i:i + 500].to(dev), labels[i:i + 500].to(dev))).cpu()
-                        for i in range(0, len(z), 500)])
-    G.train(was_training)
-    cls_dev = next(classifier.parameters()).device
-    cls_was_training = classifier.training
-    classifier.eval()
-    pred = torch.cat([classifier(images[i:i + 500].to(cls_dev)).argmax(1).cpu()
-                      for i in range(0, len(images), 500)])
-    classifier.train(cls_was_training)
+    images = batched(lambda z, y: to_unit(G(z, y)).cpu(), z, labels, models=[G],
+                     device=module_device(G))
+    pred = batched(lambda x: classifier(x).argmax(1).cpu(), images, models=[classifier],
+                   device=module_device(classifier))
     correct = (pred == labels).double()
     return float(correct.mean()), correct.view(classes, per_class).mean(1)
+
+
+def mid_ranks(values) -> torch.Tensor:
+    """1-based ranks of a 1-D array in float64, ties sharing the mean of their ranks."""
+    v = torch.as_tensor(values, dtype=torch.float64).detach().cpu().flatten()
+    _, inverse, counts = torch.unique(v, sorted=True, return_inverse=True, return_counts=True)
+    last = counts.cumsum(0).double()  # rank of each distinct value's last copy
+    return (last - (counts.double() - 1) / 2)[inverse]
 
 
 def rank_correlation(a, b) -> float:
@@ -270,18 +260,33 @@ def rank_correlation(a, b) -> float:
     y = torch.as_tensor(b, dtype=torch.float64).flatten()
     if len(x) != len(y) or len(x) < 2:
         raise ValueError(f"a and b must have the same length >= 2, got {len(x)} and {len(y)}")
-
-    def ranks(v):
-        order = v.argsort()
-        r = torch.empty_like(v)
-        r[order] = torch.arange(len(v), dtype=torch.float64)
-        for value in v.unique():  # ties: the mean of their ranks
-            tie = v == value
-            r[tie] = r[tie].mean()
-        return r - r.mean()
-
-    rx, ry = ranks(x), ranks(y)
+    rx, ry = mid_ranks(x), mid_ranks(y)
+    rx, ry = rx - rx.mean(), ry - ry.mean()
     denom = (rx.norm() * ry.norm()).item()
     if denom == 0:
         raise ValueError("a and b must each hold at least two different values")
     return float(rx @ ry) / denom
+
+
+def auroc(negatives, positives, *, paired: bool = False) -> float:
+    """Area under the ROC curve of a score meant to be higher for ``positives``.
+
+    The probability that a random positive scores above a random negative, ties counting one
+    half: the Mann-Whitney U statistic from mid-ranks, U / (n_neg n_pos). 0.5 is chance, 1.0
+    perfect, below 0.5 means the score points the wrong way. ``paired=True`` requires one
+    negative and one positive per item (e.g. a clean and an adversarial score per test image).
+    """
+    neg = torch.as_tensor(negatives, dtype=torch.float64).detach().cpu()
+    pos = torch.as_tensor(positives, dtype=torch.float64).detach().cpu()
+    for name, s in (("negatives", neg), ("positives", pos)):
+        if s.dim() != 1 or len(s) == 0:
+            raise ValueError(f"{name} must be a non-empty 1-D array, got shape {tuple(s.shape)}")
+        if not torch.isfinite(s).all():
+            raise ValueError(f"{name} must be finite (no NaN or inf)")
+    if paired and len(neg) != len(pos):
+        raise ValueError("negatives and positives must have the same length (one pair per "
+                         f"item), got {len(neg)} and {len(pos)}")
+    ranks = mid_ranks(torch.cat([neg, pos]))
+    n, m = len(neg), len(pos)
+    u = ranks[n:].sum() - m * (m + 1) / 2
+    return float(u / (n * m))

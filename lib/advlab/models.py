@@ -12,6 +12,8 @@ import math
 
 from torch import nn
 
+from .checks import check_int
+
 
 class CNN(nn.Module):
     """Two conv / ReLU / max-pool blocks and a hidden fully connected layer.
@@ -150,8 +152,7 @@ class MLPDiscriminator(nn.Module):
     def __init__(self, in_shape=(2,), hidden=(128, 128, 128), *, negative_slope: float = 0.0,
                  pack: int = 1):
         super().__init__()
-        if isinstance(pack, bool) or not isinstance(pack, int) or pack < 1:
-            raise ValueError(f"pack must be a positive int, got {pack!r}")
+        check_int(pack, "pack")
         self.pack = pack
         activation = (lambda: nn.LeakyReLU(negative_slope)) if negative_slope else nn.ReLU
         self.body = nn.Sequential(

@@ -73,14 +73,16 @@ def course_seed() -> int:
     return seed
 
 
-def derive_seed(offset: int = 0) -> int:
+def derive_seed(offset: int = 0, *, course: int | None = None) -> int:
     """Seed of stream ``offset`` under the course seed: ``offset`` itself when the course seed is 0.
 
     Different offsets give independent streams (one for the split, one per model, one per random
-    start, ...); a different course seed moves every stream at once.
+    start, ...); a different course seed moves every stream at once. ``course`` names another
+    course seed than the current one (e.g. the one shipped generators were trained under).
     """
     _check_seed(offset, "offset")
-    return (offset + SEED_STRIDE * course_seed()) % 2**32
+    course = course_seed() if course is None else _check_seed(course, "course")
+    return (offset + SEED_STRIDE * course) % 2**32
 
 
 def generator(offset: int = 0, device=None) -> torch.Generator:

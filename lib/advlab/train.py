@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from . import checkpoints
+from .checks import batched, check_int, module_device
 from .data import ImageSet, batches, load_images, num_batches
 from .models import make_classifier
 from .runtime import derive_seed
@@ -43,8 +44,7 @@ def fit(model: torch.nn.Module, data, epochs: int, *, batch_size: int = 64, lr: 
     probability rows). ``batch_transform(x, y, model)`` returns the ``(x, y)`` actually trained
     on, e.g. augmented or adversarial images.
     """
-    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
-        raise ValueError(f"epochs must be a positive int, got {epochs!r}")
+    check_int(epochs, "epochs")
     if lr <= 0:
         raise ValueError(f"lr must be > 0, got {lr}")
     if schedule not in SCHEDULES:
@@ -84,15 +84,10 @@ def fit(model: torch.nn.Module, data, epochs: int, *, batch_size: int = 64, lr: 
     return history
 
 
-@torch.no_grad()
 def predict(model: torch.nn.Module, images: torch.Tensor, *, batch_size: int = 1000) -> torch.Tensor:
     """Logits for ``images`` in eval mode, on the model's device; the model's mode is restored."""
-    was_training = model.training
-    model.eval()
-    dev = next(model.parameters()).device
-    out = [model(images[i:i + batch_size].to(dev)) for i in range(0, len(images), batch_size)]
-    model.train(was_training)
-    return torch.cat(out)
+    return batched(model, images, batch_size=batch_size, models=[model],
+                   device=module_device(model))
 
 
 def evaluate(model: torch.nn.Module, data, *, batch_size: int = 1000) -> float:
@@ -101,6 +96,9 @@ def evaluate(model: torch.nn.Module, data, *, batch_size: int = 1000) -> float:
     pred = predict(model, images, batch_size=batch_size).argmax(1).cpu()
     return (pred == labels.cpu()).float().mean().item()
 
+
+# the modules a course model's weights depend on: editing one retrains the models
+COURSE_MODEL_CODE = ("advlab.train", "advlab.models", "advlab.data", "advlab.checks")
 
 COURSE_MODELS = {
     # The model every attack in Part I targets (white-box in 02, black-box in 03).
@@ -146,5 +144,5 @@ def course_model(name: str, *, profile: str | None = None, progress: bool = Fals
         acc = evaluate(model, load_images("mnist", "test", profile=prof))
         return {"test_accuracy": acc, "fit_seconds": round(history["seconds"], 2)}
 
-    model, info = checkpoints.cached(name, config, build, train)
+    model, info = checkpoints.cached(name, config, build, train, code=COURSE_MODEL_CODE)
     return model.to(default_device()).eval(), info

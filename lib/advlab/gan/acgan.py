@@ -22,6 +22,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from ..checks import check_int, check_number
 from .tricks import Trick
 
 
@@ -49,10 +50,8 @@ class ACGANClassLoss(Trick):
 
     def __init__(self, classes: int = 10, *, weight: float = 1.0, d_on_fake: bool = False,
                  loss=class_loss):
-        if isinstance(classes, bool) or not isinstance(classes, int) or classes < 2:
-            raise ValueError(f"classes must be an int >= 2, got {classes!r}")
-        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or weight < 0:
-            raise ValueError(f"weight must be a number >= 0, got {weight!r}")
+        check_int(classes, "classes", low=2)
+        check_number(weight, "weight", low=0)
         if not callable(loss):
             raise TypeError(f"loss must be callable(logits, labels), got {type(loss).__name__}")
         self.classes, self.weight, self.d_on_fake, self.loss = classes, float(weight), \

@@ -19,12 +19,7 @@ import math
 import torch
 from torch import nn
 
-
-def _positive_int(value, name: str, minimum: int = 1) -> int:
-    """Argument check shared by the GAN package (the loop imports it from here)."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
-    return value
+from ..checks import check_int
 
 
 class MinibatchDiscrimination(nn.Module):
@@ -42,9 +37,9 @@ class MinibatchDiscrimination(nn.Module):
 
     def __init__(self, in_features: int, kernels: int = 8, kernel_dim: int = 4):
         super().__init__()
-        self.in_features = _positive_int(in_features, "in_features")
-        self.kernels = _positive_int(kernels, "kernels")
-        self.kernel_dim = _positive_int(kernel_dim, "kernel_dim")
+        self.in_features = check_int(in_features, "in_features")
+        self.kernels = check_int(kernels, "kernels")
+        self.kernel_dim = check_int(kernel_dim, "kernel_dim")
         self.T = nn.Parameter(torch.randn(in_features, kernels * kernel_dim)
                               / math.sqrt(in_features))
         self.out_features = in_features + kernels
@@ -105,7 +100,7 @@ class VirtualBatchNorm1d(nn.Module):
 
     def __init__(self, num_features: int, eps: float = 1e-5):
         super().__init__()
-        self.num_features = _positive_int(num_features, "num_features")
+        self.num_features = check_int(num_features, "num_features")
         self.eps = eps
         self.weight = nn.Parameter(torch.ones(num_features))
         self.bias = nn.Parameter(torch.zeros(num_features))
@@ -147,7 +142,7 @@ class VirtualBatchNormGenerator(nn.Module):
         if not isinstance(G, nn.Module) or z_dim is None:
             raise TypeError(f"G must be an nn.Module with a z_dim attribute, got "
                             f"{type(G).__name__}")
-        _positive_int(reference_size, "reference_size")
+        check_int(reference_size, "reference_size")
         swapped = 0
         for parent in list(G.modules()):
             for name, child in parent.named_children():

@@ -23,6 +23,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..checks import check_int
+
 NORMS = ("batch", "layer", "none")
 
 
@@ -33,12 +35,6 @@ def _image_shape(image_shape) -> tuple[int, int, int]:
         raise ValueError("image_shape must be (channels, side, side) with side >= 8, e.g. "
                          f"(1, 28, 28) or (3, 32, 32); got {image_shape!r}")
     return shape
-
-
-def _positive(value, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
-    return value
 
 
 def start_size(side: int) -> tuple[int, int]:
@@ -62,9 +58,9 @@ class DCGANGenerator(nn.Module):
 
     def __init__(self, z_dim: int = 64, image_shape=(1, 28, 28), width: int = 32):
         super().__init__()
-        self.z_dim = _positive(z_dim, "z_dim")
+        self.z_dim = check_int(z_dim, "z_dim")
         self.image_shape = _image_shape(image_shape)
-        _positive(width, "width")
+        check_int(width, "width")
         channels, side = self.image_shape[0], self.image_shape[1]
         start, n = start_size(side)
         ch = width * 2 ** max(n - 1, 0)
@@ -102,7 +98,7 @@ class DCGANDiscriminator(nn.Module):
     def __init__(self, image_shape=(1, 28, 28), width: int = 32, *, norm: str = "batch"):
         super().__init__()
         self.image_shape = _image_shape(image_shape)
-        _positive(width, "width")
+        check_int(width, "width")
         if norm not in NORMS:
             raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
         self.norm = norm
@@ -152,7 +148,7 @@ class ACGANGenerator(nn.Module):
     def __init__(self, z_dim: int = 64, image_shape=(1, 28, 28), width: int = 32,
                  classes: int = 10):
         super().__init__()
-        self.classes = _positive(classes, "classes")
+        self.classes = check_int(classes, "classes")
         self.body = DCGANGenerator(z_dim, image_shape, width)
         self.z_dim, self.image_shape = self.body.z_dim, self.body.image_shape
         self.embed = nn.Embedding(self.classes, self.z_dim)
@@ -176,7 +172,7 @@ class ACGANDiscriminator(nn.Module):
     def __init__(self, image_shape=(1, 28, 28), width: int = 32, classes: int = 10, *,
                  norm: str = "batch"):
         super().__init__()
-        self.classes = _positive(classes, "classes")
+        self.classes = check_int(classes, "classes")
         self.trunk = DCGANDiscriminator(image_shape, width, norm=norm)
         self.image_shape = self.trunk.image_shape
         self.class_head = nn.Linear(self.trunk.feature_dim, self.classes)

@@ -10,8 +10,8 @@ learning rates decay linearly to zero over the last ``1 - decay_from`` of traini
 loop's callback: the PacGAN protocol counts a ring sample only within 0.03 of a mode, and at
 short budgets Adam's step-to-step jitter alone spreads samples wider than that.
 
-Records are cached under :func:`advlab.data_dir` ``/cache``, keyed by a hash of everything that
-made them. ``toy_runs`` hands runs to worker processes (one thread each): the networks are so
+Records go through the course cache (:func:`advlab.checkpoints.cached_record`), keyed by the run's
+settings and the source of the code that trains it, so an edited GAN package retrains. ``toy_runs`` hands runs to worker processes (one thread each): the networks are so
 small that a step costs Python overhead, not arithmetic, so two processes are ~2x one.
 """
 
@@ -29,11 +29,12 @@ from functools import partial
 import torch
 
 from .. import checkpoints
+from ..checks import check_int
 from ..data import TOY_2D, toy_2d
 from .train import GANTrainer
 from .tricks import Tricks
 
-VERSION = 1  # bump when a change to the code would change a cached record
+CODE = ("advlab.gan", "advlab.models", "advlab.data", "advlab.checks")  # what a record depends on
 
 
 def _sampler(dataset: str, n: int, generator: torch.Generator) -> torch.Tensor:
@@ -59,11 +60,10 @@ def _config(tricks, dataset, seed, steps, hidden=(64, 64, 64), batch_size=128, l
         raise TypeError(f"tricks must be an advlab.gan.tricks.Tricks, got {type(tricks).__name__}")
     if dataset not in TOY_2D:
         raise ValueError(f"dataset must be one of {TOY_2D}, got {dataset!r}")
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-        raise ValueError(f"steps must be a positive int, got {steps!r}")
+    check_int(steps, "steps")
     if not 0 <= decay_from <= 1:
         raise ValueError(f"decay_from must be in [0, 1], got {decay_from!r}")
-    return {"version": VERSION, "dataset": dataset, "seed": seed, "steps": steps,
+    return {"dataset": dataset, "seed": seed, "steps": steps,
             "hidden": list(hidden), "batch_size": batch_size, "lr": lr, "betas": list(betas),
             "z_dim": z_dim, "decay_from": decay_from, "n_samples": n_samples,
             "tricks": tricks.config()}
@@ -80,25 +80,26 @@ def toy_run(tricks: Tricks, dataset: str, seed: int, steps: int, *, cache: bool 
     record (the CPU time is what a run costs on an idle machine).
     """
     config = _config(tricks, dataset, seed, steps, **settings)
-    path = checkpoints.cache_path("gan-toy", config)
-    if cache and path.is_file():
-        return {**checkpoints.load(path), "hit": True}
-    c = config
-    torch.manual_seed(seed)
-    G = tricks.generator(c["z_dim"], (2,), c["hidden"], seed=seed)
-    D = tricks.discriminator((2,), c["hidden"])
-    trainer = GANTrainer(G, D, partial(_sampler, dataset), batch_size=c["batch_size"],
-                         lr_g=c["lr"], lr_d=c["lr"], betas=c["betas"], tricks=tricks.hooks(steps),
-                         seed=seed, device="cpu", **tricks.trainer_kwargs())
-    start, cpu_start = time.perf_counter(), time.process_time()
-    trainer.train(steps, callback=_decay(trainer, steps, c["decay_from"]), check_every=500)
-    record = {"config": config, "samples": trainer.sample(c["n_samples"]).cpu(),
-              "G": {k: v.detach().cpu() for k, v in G.state_dict().items()},
-              "seconds": time.perf_counter() - start,
-              "cpu_seconds": time.process_time() - cpu_start}
-    if cache:
-        checkpoints.save(record, path)
-    return {**record, "hit": False}
+
+    def compute():
+        c = config
+        torch.manual_seed(seed)
+        G = tricks.generator(c["z_dim"], (2,), c["hidden"], seed=seed)
+        D = tricks.discriminator((2,), c["hidden"])
+        trainer = GANTrainer(G, D, partial(_sampler, dataset), batch_size=c["batch_size"],
+                             lr_g=c["lr"], lr_d=c["lr"], betas=c["betas"],
+                             tricks=tricks.hooks(steps), seed=seed, device="cpu",
+                             **tricks.trainer_kwargs())
+        start, cpu_start = time.perf_counter(), time.process_time()
+        trainer.train(steps, callback=_decay(trainer, steps, c["decay_from"]), check_every=500)
+        return {"config": config, "samples": trainer.sample(c["n_samples"]).cpu(),
+                "G": {k: v.detach().cpu() for k, v in G.state_dict().items()},
+                "seconds": time.perf_counter() - start,
+                "cpu_seconds": time.process_time() - cpu_start}
+
+    record = checkpoints.cached_record("gan-toy", config, compute, code=CODE, cache=cache)
+    record.pop("path")
+    return record
 
 
 def _worker_init() -> None:
@@ -121,8 +122,7 @@ def toy_runs(jobs, *, workers: int | None = None, **settings) -> list[dict]:
     if workers is None:
         env = os.environ.get("ADVLAB_WORKERS", "").strip()
         workers = int(env) if env.isdigit() else min(2, os.cpu_count() or 1)
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-        raise ValueError(f"workers must be a positive int, got {workers!r}")
+    check_int(workers, "workers")
     tasks = []
     for job in jobs:
         job = tuple(job)
@@ -131,7 +131,7 @@ def toy_runs(jobs, *, workers: int | None = None, **settings) -> list[dict]:
         tasks.append((job[:4], {**settings, **(job[4] if len(job) == 5 else {})}))
     records: list[dict | None] = []
     for args, kwargs in tasks:
-        path = checkpoints.cache_path("gan-toy", _config(*args, **kwargs))
+        path = checkpoints.cache_path("gan-toy", _config(*args, **kwargs), code=CODE)
         records.append({**checkpoints.load(path), "hit": True} if path.is_file() else None)
     todo = sorted((i for i, r in enumerate(records) if r is None),
                   key=lambda i: -tasks[i][0][3])  # longest runs first: better load balance

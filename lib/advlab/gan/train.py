@@ -27,9 +27,9 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .. import checkpoints
+from ..checks import check_int, check_number, eval_mode
 from ..data import ImageSet
 from ..runtime import device as default_device
-from .layers import _positive_int
 from .losses import get_loss
 from .tricks import HOOKS, overriding
 
@@ -76,12 +76,6 @@ def _adversarial(out):
     return out[0] if isinstance(out, tuple) else out
 
 
-def _positive_float(value, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        raise ValueError(f"{name} must be a number > 0, got {value!r}")
-    return float(value)
-
-
 class GANTrainer:
     """Train generator ``G`` against discriminator ``D`` on ``data``.
 
@@ -108,16 +102,14 @@ class GANTrainer:
             raise TypeError(f"G and D must be torch.nn.Module, got {type(G).__name__} and "
                             f"{type(D).__name__}")
         self.loss = get_loss(loss)
-        self.batch_size = _positive_int(batch_size, "batch_size")
-        self.n_critic = _positive_int(n_critic, "n_critic")
-        lr_g, lr_d = _positive_float(lr_g, "lr_g"), _positive_float(lr_d, "lr_d")
+        self.batch_size = check_int(batch_size, "batch_size")
+        self.n_critic = check_int(n_critic, "n_critic")
+        lr_g, lr_d = check_number(lr_g, "lr_g", low=0, strict=True), check_number(lr_d, "lr_d", low=0, strict=True)
         z_dim = getattr(G, "z_dim", None) if z_dim is None else z_dim
         if z_dim is None:
             raise ValueError("z_dim must be given (G has no z_dim attribute)")
-        self.z_dim = _positive_int(z_dim, "z_dim")
-        if isinstance(real_label, bool) or not isinstance(real_label, (int, float)) \
-                or not 0 < real_label <= 1:
-            raise ValueError(f"real_label must be in (0, 1], got {real_label!r}")
+        self.z_dim = check_int(z_dim, "z_dim")
+        check_number(real_label, "real_label", low=0, high=1, strict=True)
         if real_label != 1 and not self.loss.smoothable:
             raise ValueError(f"real_label must be 1 for loss {self.loss.name!r} (no labels)")
         self.real_label = float(real_label)
@@ -242,9 +234,9 @@ class GANTrainer:
         NaN / inf losses or parameters raise :class:`GANDivergedError` at the next check
         (every ``check_every`` steps, before each snapshot and at the end).
         """
-        _positive_int(steps, "steps")
-        _positive_int(snapshot_every, "snapshot_every", 0)
-        _positive_int(check_every, "check_every")
+        check_int(steps, "steps")
+        check_int(snapshot_every, "snapshot_every", low=0)
+        check_int(check_every, "check_every")
         if (snapshot_every or resume) and snapshot_path is None:
             raise ValueError("snapshot_path must be given with snapshot_every > 0 or resume=True")
         path = Path(snapshot_path) if snapshot_path is not None else None
@@ -351,12 +343,9 @@ class GANTrainer:
         Uses its own generator, so sampling inside a callback never changes the training run.
         """
         gen = torch.Generator(self.device).manual_seed(self.seed + 1 if seed is None else seed)
-        z = torch.randn(_positive_int(n, "n"), self.z_dim, generator=gen, device=self.device)
-        was_training = self.G.training
-        self.G.eval()
-        out = self.G(z)
-        self.G.train(was_training)
-        return out
+        z = torch.randn(check_int(n, "n"), self.z_dim, generator=gen, device=self.device)
+        with torch.no_grad(), eval_mode(self.G):
+            return self.G(z)
 
 
 def train_gan(G: nn.Module, D: nn.Module, data, *, steps: int, callback=None,

@@ -48,12 +48,12 @@ off) builds exactly the vanilla GAN.
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass, fields
 
 import torch
 from torch import nn
 
+from ..checks import check_int, check_number
 from ..models import MLPDiscriminator, MLPGenerator
 from .layers import MinibatchDiscriminator, VirtualBatchNormGenerator
 
@@ -103,14 +103,6 @@ def overriding(tricks, hook: str) -> list:
             if getattr(type(t), hook, base) is not base and callable(getattr(t, hook, None))]
 
 
-def _number(value, name: str, *, low: float = 0.0, strict: bool = False) -> float:
-    ok = not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
-    if not ok or value < low or (strict and value == low):
-        raise ValueError(f"{name} must be a finite number {'>' if strict else '>='} {low}, "
-                         f"got {value!r}")
-    return float(value)
-
-
 def d_view(ctx):
     """``x -> what D sees of x``: the trainer's ``d_inputs`` hooks (e.g. instance noise)."""
     hooks = overriding(ctx.trainer.tricks, "d_inputs")
@@ -132,7 +124,7 @@ class FeatureMatching(Trick):
     """
 
     def __init__(self, weight: float = 1.0, *, adversarial: bool = False):
-        self.weight = _number(weight, "weight", strict=True)
+        self.weight = check_number(weight, "weight", low=0, strict=True)
         self.adversarial = bool(adversarial)
 
     def g_loss(self, loss, ctx):
@@ -155,7 +147,7 @@ class HistoricalAveraging(Trick):
     """
 
     def __init__(self, weight: float = 1e-3, networks=("G", "D")):
-        self.weight = _number(weight, "weight", strict=True)
+        self.weight = check_number(weight, "weight", low=0, strict=True)
         networks = tuple(networks) if not isinstance(networks, str) else (networks,)
         if not networks or not set(networks) <= {"G", "D"}:
             raise ValueError(f"networks must be a non-empty subset of ('G', 'D'), got {networks!r}")
@@ -219,10 +211,9 @@ class InstanceNoise(Trick):
     """
 
     def __init__(self, std: float = 0.1, anneal_steps: int | None = None):
-        self.std = _number(std, "std")
-        if anneal_steps is not None and (isinstance(anneal_steps, bool)
-                                         or not isinstance(anneal_steps, int) or anneal_steps < 1):
-            raise ValueError(f"anneal_steps must be a positive int or None, got {anneal_steps!r}")
+        self.std = check_number(std, "std", low=0)
+        if anneal_steps is not None:
+            check_int(anneal_steps, "anneal_steps")
         self.anneal_steps = anneal_steps
 
     def sigma(self, step: int) -> float:
@@ -276,13 +267,10 @@ class Tricks:
             if f.type == "bool" and not isinstance(value, bool):
                 raise TypeError(f"{f.name} must be True or False, got {value!r}")
         for name in ("pack", "mbd_kernels", "mbd_kernel_dim", "vbn_reference"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
+            check_int(getattr(self, name), name)
         for name in ("fm_weight", "ha_weight", "noise_std", "noise_until"):
-            _number(getattr(self, name), name, strict=name != "noise_std")
-        if not 0 < self.real_label <= 1:
-            raise ValueError(f"real_label must be in (0, 1], got {self.real_label!r}")
+            check_number(getattr(self, name), name, low=0, strict=name != "noise_std")
+        check_number(self.real_label, "real_label", low=0, high=1, strict=True)
         if self.noise_until > 1:
             raise ValueError(f"noise_until must be in (0, 1], got {self.noise_until!r}")
 
@@ -320,8 +308,7 @@ class Tricks:
 
     def hooks(self, steps: int) -> list[Trick]:
         """The hook objects for a run of ``steps`` steps (instance noise needs the length)."""
-        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-            raise ValueError(f"steps must be a positive int, got {steps!r}")
+        check_int(steps, "steps")
         out: list[Trick] = []
         if self.instance_noise:
             out.append(InstanceNoise(self.noise_std, max(1, round(self.noise_until * steps))))

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import torch
 
-from .losses import GP_WEIGHT, gradient_penalty  # noqa: F401  (re-exported for the notebooks)
+from ..checks import batched, check_number, module_device
 from .tricks import Trick
 
 
@@ -21,9 +21,7 @@ class WeightClipping(Trick):
     """``after_d_step``: clamp every parameter of D into ``[-clip, clip]`` (paper: 0.01)."""
 
     def __init__(self, clip: float = 0.01):
-        if isinstance(clip, bool) or not isinstance(clip, (int, float)) or not clip > 0:
-            raise ValueError(f"clip must be a number > 0, got {clip!r}")
-        self.clip = float(clip)
+        self.clip = check_number(clip, "clip", low=0, strict=True)
 
     @torch.no_grad()
     def after_d_step(self, ctx) -> None:
@@ -45,7 +43,6 @@ def gp_settings() -> dict:
             "betas": (0.0, 0.9), "n_critic": 5, "batch_size": 64}
 
 
-@torch.no_grad()
 def wasserstein_estimate(critic, real: torch.Tensor, fake: torch.Tensor,
                          batch_size: int = 500) -> float:
     """The critic's estimate of W1 (up to its Lipschitz constant): mean f(real) - mean f(fake).
@@ -55,14 +52,8 @@ def wasserstein_estimate(critic, real: torch.Tensor, fake: torch.Tensor,
     """
     if not isinstance(real, torch.Tensor) or not isinstance(fake, torch.Tensor):
         raise TypeError("real and fake must be tensors")
-    was_training = critic.training
-    critic.eval()
-    dev = next(critic.parameters()).device
-
     def mean_score(x):
-        return torch.cat([critic(x[i:i + batch_size].to(dev))
-                          for i in range(0, len(x), batch_size)]).double().mean()
+        return batched(critic, x, batch_size=batch_size, models=[critic],
+                       device=module_device(critic)).double().mean()
 
-    value = float(mean_score(real) - mean_score(fake))
-    critic.train(was_training)
-    return value
+    return float(mean_score(real) - mean_score(fake))
