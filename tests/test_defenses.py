@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from _support import blobs
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.metrics import roc_auc_score
@@ -20,15 +21,6 @@ def _fgsm(model, images, labels, eps):
     grad = torch.autograd.grad(F.cross_entropy(model(x), labels), x)[0]
     model.train(was_training)
     return (images + eps * grad.sign()).clamp(0, 1)
-
-
-def _blobs(n=256, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    y = torch.randint(0, 3, (n,), generator=g)
-    x = torch.rand(n, 1, 4, 4, generator=g) * 0.3
-    x[y == 1, :, :2] += 0.6
-    x[y == 2, :, :, :2] += 0.6
-    return x.clamp(0, 1), y
 
 
 def _tiny(dropout=0.0):
@@ -57,7 +49,7 @@ def test_temperature_wrapper_divides_logits_and_is_identity_at_one():
 
 
 def test_distill_returns_the_bare_student_trained_on_soft_labels():
-    x, y = _blobs()
+    x, y = blobs()
     teacher, student = _tiny(), _tiny()
     with torch.no_grad():
         for p in student.parameters():
@@ -85,7 +77,7 @@ def test_distill_returns_the_bare_student_trained_on_soft_labels():
 
 
 def test_distill_default_student_is_a_fresh_copy_of_the_teacher():
-    x, y = _blobs(64)
+    x, y = blobs(64)
     teacher = _tiny()
     before = [p.clone() for p in teacher.parameters()]
     student = defenses.distill(teacher, (x, y), temperature=5, epochs=1, teacher_epochs=2,
@@ -96,7 +88,7 @@ def test_distill_default_student_is_a_fresh_copy_of_the_teacher():
 
 def test_input_gradient_vanishes_when_softmax_saturates():
     model = _tiny()
-    x, y = _blobs(32)
+    x, y = blobs(32)
     normal = defenses.input_gradient_norm(model, x, y)
     assert normal.shape == (32,) and (normal > 0).all()
     with torch.no_grad():
@@ -110,7 +102,7 @@ def test_input_gradient_vanishes_when_softmax_saturates():
 # --- adversarial training ---------------------------------------------------------------------
 
 def test_adversarial_training_steps_only_see_images_within_eps():
-    x, y = _blobs(96)
+    x, y = blobs(96)
     eps = 0.1
     model = _tiny()
     seen = []
@@ -138,7 +130,7 @@ def test_adversarial_training_steps_only_see_images_within_eps():
 
 
 def test_adversarial_training_with_fgsm_makes_fgsm_weaker():
-    x, y = _blobs(512, seed=1)
+    x, y = blobs(512, seed=1)
     eps = 0.25
     plain, robust = _tiny(), _tiny()
     train.fit(plain, (x, y), 20, lr=1e-2, batch_size=32, progress=False)
@@ -179,7 +171,7 @@ def test_gaussian_noise_keeps_shape_range_and_scale():
 
 
 def test_augmentation_plugs_into_fit():
-    x, y = _blobs(64)
+    x, y = blobs(64)
     seen = []
     transform = defenses.augmentation(defenses.gaussian_noise, std=0.2,
                                       generator=torch.Generator().manual_seed(0))
@@ -262,9 +254,9 @@ def test_detection_auroc_matches_sklearn_with_ties(pairs):
     (lambda: defenses.softened(torch.zeros(1, 3), -2.0), ValueError, "temperature"),
     (lambda: defenses.softened(torch.zeros(1, 3), "hot"), TypeError, "temperature"),
     (lambda: defenses.Temperature(_tiny(), float("inf")), ValueError, "temperature"),
-    (lambda: defenses.distill(_tiny(), _blobs(8), temperature=0, epochs=1), ValueError,
+    (lambda: defenses.distill(_tiny(), blobs(8), temperature=0, epochs=1), ValueError,
      "temperature"),
-    (lambda: defenses.distill(_tiny(), _blobs(8), temperature=2, epochs=0), ValueError,
+    (lambda: defenses.distill(_tiny(), blobs(8), temperature=2, epochs=0), ValueError,
      "epochs"),
     (lambda: defenses.mc_dropout_predict(_tiny(0.5), torch.rand(2, 1, 4, 4), samples=0),
      ValueError, "samples"),
@@ -274,9 +266,9 @@ def test_detection_auroc_matches_sklearn_with_ties(pairs):
     (lambda: defenses.detection_auroc([], []), ValueError, "scores_clean"),
     (lambda: defenses.detection_auroc([[0.1]], [[0.2]]), ValueError, "1-D"),
     (lambda: defenses.detection_auroc([0.1], [float("nan")]), ValueError, "scores_adv"),
-    (lambda: defenses.adversarial_training(_tiny(), _blobs(8), attack=_fgsm, eps=-0.1,
+    (lambda: defenses.adversarial_training(_tiny(), blobs(8), attack=_fgsm, eps=-0.1,
                                            epochs=1), ValueError, "eps"),
-    (lambda: defenses.adversarial_training(_tiny(), _blobs(8), attack="fgsm", eps=0.1,
+    (lambda: defenses.adversarial_training(_tiny(), blobs(8), attack="fgsm", eps=0.1,
                                            epochs=1), TypeError, "attack"),
     (lambda: defenses.random_shift(torch.rand(2, 1, 4, 4), -1), ValueError, "max_shift"),
     (lambda: defenses.random_shift(torch.rand(4, 4), 1), ValueError, "images"),

@@ -1,6 +1,7 @@
 import pytest
 import torch
 import torch.nn.functional as F
+from _support import Crash, clone_params, ring, same
 from torch import nn
 
 from advlab import checkpoints
@@ -8,19 +9,7 @@ from advlab.data import toy_2d
 from advlab.gan import GANDivergedError, GANTrainer, Trick, train_gan
 from advlab.models import MLPDiscriminator, MLPGenerator
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny MLPs: on a busy 2-core CPU, handing each small op to a second thread costs more
-    than the maths (measured ~10x slower steps), so these tests run on one thread."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-def ring(n, generator):
-    return toy_2d("ring", n, generator=generator)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def make(seed=0, **kw):
@@ -28,14 +17,6 @@ def make(seed=0, **kw):
     G, D = MLPGenerator(2, (2,), (16, 16)), MLPDiscriminator((2,), (16, 16))
     settings = {"batch_size": 8, "lr_g": 1e-3, "lr_d": 1e-3, "device": "cpu", **kw}
     return GANTrainer(G, D, ring, **settings)
-
-
-def clone_params(model):
-    return [p.detach().clone() for p in model.parameters()]
-
-
-def same(a, b):
-    return all(torch.equal(x, y) for x, y in zip(a, b, strict=True))
 
 
 class Spy(Trick):
@@ -125,10 +106,6 @@ class Noisy(Trick):
 
     def load_state_dict(self, state):
         self.calls = state["calls"]
-
-
-class Crash(Exception):
-    pass
 
 
 def test_resume_equals_an_uninterrupted_run_bit_for_bit(tmp_path):

@@ -4,9 +4,10 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+from _support import Crash, ring, same
+from _support import clone_params as params
 from torch import nn
 
-from advlab.data import toy_2d
 from advlab.gan import GANTrainer
 from advlab.gan.layers import (
     MinibatchDiscrimination,
@@ -23,10 +24,6 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 HIDDEN = (16, 16)
 
 
-def ring(n, generator):
-    return toy_2d("ring", n, generator=generator)
-
-
 def build(tricks=None, seed=0, steps=6, **kw):
     """G, D and trainer from a :class:`Tricks`; from the plain models of advlab.models when
     ``tricks`` is None or a list of hook objects."""
@@ -40,14 +37,6 @@ def build(tricks=None, seed=0, steps=6, **kw):
         hooks, extra = tricks.hooks(steps), tricks.trainer_kwargs()
     settings = {"batch_size": 8, "lr_g": 1e-3, "lr_d": 1e-3, "device": "cpu", **extra, **kw}
     return GANTrainer(G, D, ring, tricks=hooks, **settings)
-
-
-def params(model):
-    return [p.detach().clone() for p in model.parameters()]
-
-
-def same(a, b):
-    return len(a) == len(b) and all(torch.equal(x, y) for x, y in zip(a, b, strict=True))
 
 
 def linear_weights(model):
@@ -280,10 +269,6 @@ def test_names_and_config():
 
 
 # -- resume ----------------------------------------------------------------------------------
-
-class Crash(Exception):
-    pass
-
 
 def test_every_fix_together_survives_a_resume(tmp_path):
     all_on = Tricks(feature_matching=True, minibatch_discrimination=True, pack=2,

@@ -1,15 +1,12 @@
 import pytest
 import torch
+from _support import blobs
 
 from advlab import models, train
 
 
 def _blobs(n=400, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    y = torch.randint(0, 2, (n,), generator=g)
-    x = torch.rand(n, 1, 4, 4, generator=g) * 0.3
-    x[y == 1, :, :2] += 0.6
-    return x.clamp(0, 1), y
+    return blobs(n, seed, classes=2)
 
 
 def test_fit_learns_a_separable_problem_and_is_deterministic():
