@@ -294,3 +294,41 @@ def test_bad_data_and_train_arguments(tmp_path):
     trainer.train(4)
     with pytest.raises(ValueError, match="steps must be >= the 4"):
         trainer.train(2)
+
+
+def test_lr_schedule_sets_both_learning_rates_each_step():
+    from advlab.gan.train import linear_decay
+
+    seen = []
+    trainer = make(lr_schedule=linear_decay(0.5))
+    trainer.train(10, callback=lambda ctx: seen.append(
+        (ctx.trainer.opt_g.param_groups[0]["lr"], ctx.trainer.opt_d.param_groups[0]["lr"])))
+    expected = [1e-3 if t < 5 else max(1e-3 * (10 - t) / 5, 1e-12) for t in range(1, 11)]
+    assert [g for g, _ in seen] == pytest.approx(expected)
+    assert [d for _, d in seen] == pytest.approx(expected)
+    assert trainer.config["lr_schedule"] == "linear_decay(0.5)"
+    with pytest.raises(TypeError, match="lr_schedule"):
+        make(lr_schedule=0.5)
+    with pytest.raises(ValueError, match="decay_from"):
+        linear_decay(1.5)
+
+
+def test_sample_with_labels_for_a_conditional_generator():
+    class Conditional(nn.Module):
+        z_dim = 2
+
+        def __init__(self):
+            super().__init__()
+            self.embed = nn.Embedding(3, 2)
+
+        def forward(self, z, labels=None):
+            return z if labels is None else z + 10 * self.embed(labels)
+
+    torch.manual_seed(0)
+    trainer = GANTrainer(Conditional(), MLPDiscriminator((2,), (4,)), ring, device="cpu")
+    labels = torch.tensor([0, 1, 2, 1])
+    out = trainer.sample(4, labels=labels)
+    plain = trainer.sample(4)
+    assert torch.allclose(out - plain, 10 * trainer.G.embed(labels).detach())
+    with pytest.raises(ValueError, match="labels must have shape"):
+        trainer.sample(3, labels=labels)

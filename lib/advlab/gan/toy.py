@@ -6,8 +6,8 @@
 A run trains :class:`~advlab.gan.tricks.Tricks`-built MLPs with :class:`~advlab.gan.GANTrainer`
 on :func:`advlab.data.toy_2d` and returns generator samples for
 :func:`advlab.metrics.mode_coverage` (this module stays below ``metrics`` in the layering). Both
-learning rates decay linearly to zero over the last ``1 - decay_from`` of training, through the
-loop's callback: the PacGAN protocol counts a ring sample only within 0.03 of a mode, and at
+learning rates decay linearly to zero over the last ``1 - decay_from`` of training (the trainer's
+``lr_schedule``): the PacGAN protocol counts a ring sample only within 0.03 of a mode, and at
 short budgets Adam's step-to-step jitter alone spreads samples wider than that.
 
 Records go through the course cache (:func:`advlab.checkpoints.cached_record`), keyed by the run's
@@ -17,7 +17,6 @@ small that a step costs Python overhead, not arithmetic, so two processes are ~2
 
 from __future__ import annotations
 
-import math
 import multiprocessing
 import os
 import time
@@ -31,7 +30,7 @@ import torch
 from .. import checkpoints
 from ..checks import check_int
 from ..data import TOY_2D, toy_2d
-from .train import GANTrainer
+from .train import GANTrainer, linear_decay
 from .tricks import Tricks
 
 CODE = ("advlab.gan", "advlab.models", "advlab.data", "advlab.checks")  # what a record depends on
@@ -39,19 +38,6 @@ CODE = ("advlab.gan", "advlab.models", "advlab.data", "advlab.checks")  # what a
 
 def _sampler(dataset: str, n: int, generator: torch.Generator) -> torch.Tensor:
     return toy_2d(dataset, n, generator=generator)
-
-
-def _decay(trainer: GANTrainer, steps: int, decay_from: float):
-    """Callback: lr = lr0 * min(1, (steps - t) / (steps - start)) from step ``start`` on."""
-    start = math.floor(decay_from * steps)
-    groups = [(g, g["lr"]) for opt in (trainer.opt_g, trainer.opt_d) for g in opt.param_groups]
-
-    def callback(ctx):
-        if ctx.step >= start and steps > start:
-            scale = (steps - ctx.step) / (steps - start)
-            for group, lr0 in groups:
-                group["lr"] = max(lr0 * scale, 1e-12)  # Adam refuses lr = 0 on some versions
-    return callback
 
 
 def _config(tricks, dataset, seed, steps, hidden=(64, 64, 64), batch_size=128, lr=2e-3,
@@ -89,9 +75,10 @@ def toy_run(tricks: Tricks, dataset: str, seed: int, steps: int, *, cache: bool 
         trainer = GANTrainer(G, D, partial(_sampler, dataset), batch_size=c["batch_size"],
                              lr_g=c["lr"], lr_d=c["lr"], betas=c["betas"],
                              tricks=tricks.hooks(steps), seed=seed, device="cpu",
+                             lr_schedule=linear_decay(c["decay_from"]),
                              **tricks.trainer_kwargs())
         start, cpu_start = time.perf_counter(), time.process_time()
-        trainer.train(steps, callback=_decay(trainer, steps, c["decay_from"]), check_every=500)
+        trainer.train(steps, check_every=500)
         return {"config": config, "samples": trainer.sample(c["n_samples"]).cpu(),
                 "G": {k: v.detach().cpu() for k, v in G.state_dict().items()},
                 "seconds": time.perf_counter() - start,

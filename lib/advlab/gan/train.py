@@ -17,7 +17,9 @@ good one, and a run resumed from it repeats the uninterrupted run bit for bit on
 
 from __future__ import annotations
 
+import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,7 +29,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .. import checkpoints
-from ..checks import check_int, check_number, eval_mode
+from ..checks import check_int, check_labels, check_number, eval_mode
 from ..data import ImageSet
 from ..runtime import device as default_device
 from .losses import get_loss
@@ -88,7 +90,9 @@ class GANTrainer:
     ``loss``: a name in :data:`advlab.gan.losses.LOSSES` or a ``GANLoss``; ``real_label < 1``
     is one-sided label smoothing. Separate optimisers (``"adam"`` with ``betas``, fused where
     the device allows, or ``"rmsprop"``) with learning rates ``lr_g`` and ``lr_d``; ``n_critic``
-    D steps per G step; ``tricks``: objects with hooks (:mod:`advlab.gan.tricks`). All
+    D steps per G step; ``tricks``: objects with hooks (:mod:`advlab.gan.tricks`);
+    ``lr_schedule(step, steps) -> factor``: both learning rates become ``lr * factor`` after
+    each step of a run of ``steps`` (e.g. :func:`linear_decay`). All
     randomness of the loop (real batches, z, tricks) comes from ``self.generator``, seeded by
     ``seed``.
     """
@@ -97,7 +101,7 @@ class GANTrainer:
                  batch_size: int = 64, lr_g: float = 2e-4, lr_d: float = 2e-4,
                  betas=(0.5, 0.999), n_critic: int = 1, z_dim: int | None = None,
                  real_label: float = 1.0, tricks=(), optimizer: str = "adam", seed: int = 0,
-                 device=None):
+                 lr_schedule: Callable[[int, int], float] | None = None, device=None):
         if not isinstance(G, nn.Module) or not isinstance(D, nn.Module):
             raise TypeError(f"G and D must be torch.nn.Module, got {type(G).__name__} and "
                             f"{type(D).__name__}")
@@ -118,6 +122,10 @@ class GANTrainer:
             raise ValueError(f"betas must be two numbers in [0, 1), got {betas!r}")
         if optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {optimizer!r}")
+        if lr_schedule is not None and not callable(lr_schedule):
+            raise TypeError("lr_schedule must be callable(step, steps) -> factor, got "
+                            f"{type(lr_schedule).__name__}")
+        self.lr_schedule = lr_schedule
         self.tricks = list(tricks) if isinstance(tricks, (list, tuple)) else [tricks]
         if not all(any(hasattr(t, h) for h in HOOKS) for t in self.tricks):
             raise TypeError(f"each trick must define at least one hook of {HOOKS}")
@@ -136,6 +144,9 @@ class GANTrainer:
                        "lr_d": lr_d, "betas": list(betas), "real_label": self.real_label,
                        "optimizer": optimizer, "seed": seed,
                        "tricks": [type(t).__name__ for t in self.tricks]}
+        if lr_schedule is not None:
+            self.config["lr_schedule"] = getattr(lr_schedule, "__qualname__",
+                                                 type(lr_schedule).__name__)
         self.step = 0
         self.history = {"d_loss": torch.empty(0), "g_loss": torch.empty(0)}
         self._pending: list[tuple[torch.Tensor, torch.Tensor]] = []
@@ -254,6 +265,8 @@ class GANTrainer:
             ctx = self._step(t)
             self.step = t
             pending.append((ctx.d_loss.detach(), ctx.g_loss.detach()))
+            if self.lr_schedule is not None:
+                self._set_lr(self.lr_schedule(t, steps))
             if callback is not None:
                 callback(ctx)
             if t % check_every == 0:
@@ -266,6 +279,11 @@ class GANTrainer:
             self.snapshot(path)
         bar.close()
         return {**self.history, "seconds": time.perf_counter() - start, "steps": self.step}
+
+    def _set_lr(self, factor: float) -> None:
+        for opt, lr0 in ((self.opt_g, self.config["lr_g"]), (self.opt_d, self.config["lr_d"])):
+            for group in opt.param_groups:
+                group["lr"] = max(lr0 * factor, 1e-12)  # Adam refuses lr = 0 on some versions
 
     def _check(self) -> None:
         """Move pending losses to the history; raise if any loss or parameter is not finite."""
@@ -337,15 +355,32 @@ class GANTrainer:
         self._last_snapshot = (self.step, Path(path))
 
     @torch.no_grad()
-    def sample(self, n: int, *, seed: int | None = None) -> torch.Tensor:
-        """``n`` samples of G in eval mode from fixed noise (``seed``, default ``self.seed + 1``).
+    def sample(self, n: int, *, labels: torch.Tensor | None = None,
+               seed: int | None = None) -> torch.Tensor:
+        """``n`` samples of G in eval mode from fixed noise (``seed``, default ``self.seed + 1``);
+        a conditional G gets ``labels`` (``(n,)`` class indices) as ``G(z, labels)``.
 
         Uses its own generator, so sampling inside a callback never changes the training run.
         """
         gen = torch.Generator(self.device).manual_seed(self.seed + 1 if seed is None else seed)
         z = torch.randn(check_int(n, "n"), self.z_dim, generator=gen, device=self.device)
         with torch.no_grad(), eval_mode(self.G):
-            return self.G(z)
+            if labels is None:
+                return self.G(z)
+            return self.G(z, check_labels(labels, n).to(self.device))
+
+
+def linear_decay(decay_from: float) -> Callable[[int, int], float]:
+    """An ``lr_schedule``: factor 1 until step ``floor(decay_from * steps)``, then linearly to 0
+    at the last step (the PacGAN toy protocol: Adam's jitter alone would spread the samples)."""
+    decay_from = check_number(decay_from, "decay_from", low=0, high=1)
+
+    def factor(step: int, steps: int) -> float:
+        start = math.floor(decay_from * steps)
+        return (steps - step) / (steps - start) if step >= start and steps > start else 1.0
+
+    factor.__qualname__ = f"linear_decay({decay_from})"
+    return factor
 
 
 def train_gan(G: nn.Module, D: nn.Module, data, *, steps: int, callback=None,
