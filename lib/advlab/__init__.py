@@ -6,7 +6,7 @@ folder, headline numbers and self-checks); the rest lives in submodules: ``advla
 ``advlab.defenses``, ``advlab.metrics``, ``advlab.viz`` and ``advlab.gan``.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 from .runtime import (  # noqa: E402
     course_seed,
@@ -21,6 +21,7 @@ from .runtime import (  # noqa: E402
     seed_everything,
     setup,
     smoke_scale,
+    threads,
     versions,
 )
 
@@ -38,5 +39,6 @@ __all__ = [
     "seed_everything",
     "setup",
     "smoke_scale",
+    "threads",
     "versions",
 ]

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .checks import check_int
+from .checks import check_int, check_number
 from .runtime import data_dir, derive_seed
 from .runtime import profile as current_profile
 
@@ -252,3 +252,19 @@ def toy_2d(name: str, n: int, *, generator: torch.Generator | None = None) -> to
     centers = centers.to(dev)
     mode = torch.randint(len(centers), (n,), generator=generator, device=dev)
     return centers[mode] + std * torch.randn(n, 2, generator=generator, device=dev)
+
+
+def toy_curve(n: int, *, shift: float = 0.0, noise: float = 0.0,
+              generator: torch.Generator | None = None) -> torch.Tensor:
+    """``n`` points ``(t, 0.5 sin 3t + shift)``, t ~ U[-1, 1], plus ``noise``-std Gaussian noise.
+
+    A 1-D curve in 2-D: two curves with different ``shift`` have disjoint supports (a measure-zero
+    manifold each), the setting where JS divergence saturates and W1 = ``shift`` (notebooks 09, 13).
+    """
+    check_int(n, "n", low=0)
+    shift = check_number(shift, "shift")
+    noise = check_number(noise, "noise", low=0)
+    dev = generator.device if generator is not None else torch.device("cpu")
+    t = torch.rand(n, 1, generator=generator, device=dev) * 2 - 1
+    x = torch.cat([t, 0.5 * torch.sin(3 * t) + shift], 1)
+    return x + noise * torch.randn(n, 2, generator=generator, device=dev) if noise else x

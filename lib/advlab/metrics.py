@@ -14,7 +14,28 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .checks import batched, check_int, check_number, module_device
+from .checks import batched, check_images, check_int, check_number, module_device
+
+
+def kl_to_uniform(counts) -> float:
+    """KL(q || uniform) in nats of the histogram ``counts`` over K bins (classes or modes):
+    sum_k q_k log(K q_k), 0 for a uniform histogram, log K when everything is in one bin."""
+    counts = torch.as_tensor(counts).double().flatten()
+    if counts.dim() != 1 or len(counts) == 0 or (counts < 0).any() or counts.sum() <= 0:
+        raise ValueError("counts must be a non-empty 1-D histogram of non-negative counts "
+                         "with a positive total")
+    q = counts[counts > 0] / counts.sum()
+    return float((q * (q * len(counts)).log()).sum())
+
+
+def class_histogram(labels, classes: int) -> torch.Tensor:
+    """How often each of ``classes`` classes occurs among predicted ``labels``."""
+    check_int(classes, "classes")
+    labels = torch.as_tensor(labels).flatten().long().cpu()
+    if len(labels) and (labels.min() < 0 or labels.max() >= classes):
+        raise ValueError(f"labels must lie in [0, {classes}), got [{int(labels.min())}, "
+                         f"{int(labels.max())}]")
+    return torch.bincount(labels, minlength=classes)
 
 
 @dataclass(frozen=True)
@@ -71,11 +92,7 @@ def mode_coverage(samples, centers, std: float, *, threshold: float = 3.0) -> Mo
     good = dist <= threshold * std  # NaN samples compare False: never high quality
     counts = torch.bincount(nearest[good], minlength=len(centers))
     n_good = int(counts.sum())
-    if n_good:
-        q = counts[counts > 0].double() / n_good
-        reverse_kl = float((q * (q * len(centers)).log()).sum())
-    else:
-        reverse_kl = math.inf
+    reverse_kl = kl_to_uniform(counts) if n_good else math.inf
     return ModeCoverage(
         modes_covered=int((counts > 0).sum()),
         n_modes=len(centers),
@@ -92,24 +109,13 @@ def mode_coverage(samples, centers, std: float, *, threshold: float = 3.0) -> Mo
 # course, not with published Inception FIDs.
 
 
-def _check_images(images, name: str) -> torch.Tensor:
-    if not isinstance(images, torch.Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor, got {type(images).__name__}")
-    if images.dim() != 4 or len(images) == 0:
-        raise ValueError(f"{name} must have shape (N, C, H, W) with N >= 1, "
-                         f"got {tuple(images.shape)}")
-    lo, hi = float(images.min()), float(images.max())
-    if lo < 0 or hi > 1:
-        raise ValueError(f"{name} must be images in [0, 1] (convert generator output with "
-                         f"advlab.models.to_unit), got values in [{lo:.3g}, {hi:.3g}]")
-    return images
-
-
 def classifier_features(model, images, *, batch_size: int = 500) -> torch.Tensor:
     """``model.features(images)`` in eval mode (mode restored), float64 on the CPU, ``(N, D)``."""
     if not callable(getattr(model, "features", None)):
         raise TypeError("model must have a features(x) method, e.g. course_model('target')")
-    images = _check_images(images, "images")
+    images = check_images(images)
+    if len(images) == 0:
+        raise ValueError("images must hold at least one image")
     return batched(lambda x: model.features(x).double().cpu(), images, batch_size=batch_size,
                    models=[model], device=module_device(model))
 

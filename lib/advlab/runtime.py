@@ -112,9 +112,25 @@ def versions() -> str:
             f" | seed {course_seed()}")
 
 
-def setup() -> torch.Generator:
-    """A notebook's first call: seed everything from the course seed and print :func:`versions`."""
+def threads(*, small_networks: bool = False) -> int:
+    """Set and return PyTorch's CPU thread count: ``ADVLAB_THREADS`` if set; else one thread for a
+    notebook of ``small_networks`` on the CPU (splitting tiny matrix products across threads costs
+    more than it saves: see ``benchmarks/bench_gan.py --threads``); else PyTorch's default."""
+    value = os.environ.get("ADVLAB_THREADS", "").strip()
+    if value:
+        if not value.isdigit() or int(value) < 1:
+            raise ValueError(f"ADVLAB_THREADS must be a whole number >= 1, got {value!r}")
+        torch.set_num_threads(int(value))
+    elif small_networks and device().type == "cpu":
+        torch.set_num_threads(1)
+    return torch.get_num_threads()
+
+
+def setup(*, small_networks: bool = False) -> torch.Generator:
+    """A notebook's first call: seed everything from the course seed, set the CPU threads
+    (:func:`threads`) and print :func:`versions`."""
     gen = seed_everything()
+    threads(small_networks=small_networks)
     print(versions())
     return gen
 

@@ -1,4 +1,4 @@
-"""Figures used across the notebooks: image grids and curves, at a modest dpi."""
+"""Figures used across the notebooks: image grids, curves and 2-D sample scatters, at a modest dpi."""
 
 from __future__ import annotations
 
@@ -45,4 +45,23 @@ def plot_curves(x, curves: dict, *, xlabel: str, ylabel: str, title: str | None 
         ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend()
+    return ax
+
+
+def scatter_2d(samples, centers=None, *, ax=None, title: str | None = None,
+               limit: int | None = 2000, alpha: float = 0.3):
+    """2-D samples as small dots, with the mixture's mode centres as red crosses."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(3.2, 3.2), dpi=72)
+    x = torch.as_tensor(samples).detach().float().cpu()
+    if x.dim() != 2 or x.shape[1] != 2:
+        raise ValueError(f"samples must have shape (N, 2), got {tuple(x.shape)}")
+    x = x[:limit] if limit is not None else x
+    ax.scatter(x[:, 0], x[:, 1], s=2, alpha=alpha)
+    if centers is not None:
+        c = torch.as_tensor(centers).detach().float().cpu()
+        ax.scatter(c[:, 0], c[:, 1], marker="x", c="r", s=25)
+    if title:
+        ax.set_title(title, fontsize=9)
+    ax.set_aspect("equal")
     return ax
