@@ -105,6 +105,17 @@ def test_batched_equals_one_pass_without_grad_and_restores_modes():
         checks.batched(net, x, batch_size=2.0)
 
 
+def test_batched_empty_input_keeps_the_output_shape():
+    """No rows (e.g. no digit that two models both classify correctly) gives (0, classes) logits."""
+    from advlab.models import make_classifier
+    from advlab.train import predict
+
+    net = _net()
+    assert checks.batched(net, torch.randn(0, 3), models=[net]).shape == (0, 4)
+    logits = predict(make_classifier("cnn"), torch.rand(0, 1, 28, 28))
+    assert logits.shape == (0, 10) and logits.argmax(1).shape == (0,)
+
+
 def test_module_device():
     assert checks.module_device(nn.Linear(2, 2)) == torch.device("cpu")
     assert checks.module_device(nn.Identity()) == torch.device("cpu")

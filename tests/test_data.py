@@ -1,11 +1,14 @@
-import pickle
-import struct
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
 from advlab import data
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
+import fixtures  # noqa: E402  (tools/fixtures.py: torchvision-format writers)
 
 
 def test_quick_mnist_is_offline_deterministic_and_split(no_network):
@@ -39,16 +42,6 @@ def test_unknown_name_or_split(name, split):
         data.load_images(name, split)
 
 
-def _write_idx(path, array):
-    array = np.asarray(array, dtype=np.uint8)
-    magic = 0x0800 + array.ndim
-    with open(path, "wb") as fh:
-        fh.write(struct.pack(">I", magic))
-        for d in array.shape:
-            fh.write(struct.pack(">I", d))
-        fh.write(array.tobytes())
-
-
 @pytest.fixture
 def mnist_files(tmp_data):
     raw = tmp_data / "MNIST" / "raw"
@@ -56,10 +49,10 @@ def mnist_files(tmp_data):
     rng = np.random.default_rng(0)
     arrays = {}
     for prefix, n in (("train", 12), ("t10k", 5)):
-        x = rng.integers(0, 256, size=(n, 28, 28))
-        y = rng.integers(0, 10, size=n)
-        _write_idx(raw / f"{prefix}-images-idx3-ubyte", x)
-        _write_idx(raw / f"{prefix}-labels-idx1-ubyte", y)
+        x = rng.integers(0, 256, size=(n, 28, 28), dtype=np.uint8)
+        y = rng.integers(0, 10, size=n, dtype=np.uint8)
+        fixtures.write_idx(raw / f"{prefix}-images-idx3-ubyte", x)
+        fixtures.write_idx(raw / f"{prefix}-labels-idx1-ubyte", y)
         arrays[prefix] = (x, y)
     return arrays
 
@@ -81,8 +74,7 @@ def cifar_files(tmp_data):
     for name in data.CIFAR10_FILES:
         x = rng.integers(0, 256, size=(4, 3072), dtype=np.uint8)
         y = rng.integers(0, 10, size=4).tolist()
-        with open(folder / name, "wb") as fh:
-            pickle.dump({"data": x, "labels": y, "batch_label": name}, fh)
+        fixtures.write_cifar_batch(folder / name, x.reshape(4, 3, 32, 32), y, name)
         batches[name] = (x, y)
     return batches
 

@@ -188,9 +188,9 @@ def test_label_accuracy():
 
 @pytest.mark.parametrize("call, exc, match", [
     (lambda m: metrics.classifier_fid(torch.rand(4, 1, 28, 28) * 2 - 1, torch.rand(4, 1, 28, 28),
-                                      m), ValueError, "images must be images in \\[0, 1\\]"),
+                                      m), ValueError, "images must lie in \\[0, 1\\]"),
     (lambda m: metrics.classifier_fid(torch.rand(4, 28, 28), torch.rand(4, 1, 28, 28), m),
-     ValueError, "images must have shape"),
+     ValueError, "images must be 4-D"),
     (lambda m: metrics.classifier_fid([1, 2], torch.rand(4, 1, 28, 28), m), TypeError, "images"),
     (lambda m: metrics.classifier_fid(torch.rand(4, 1, 28, 28), torch.rand(4, 1, 28, 28),
                                       nn.Linear(2, 2)), TypeError, "features"),

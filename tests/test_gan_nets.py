@@ -1,6 +1,7 @@
 """DCGAN / AC-GAN / critic networks, and the AC-GAN class loss."""
 
-import pickle
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -8,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from advlab.data import CIFAR10_FILES, load_images
+from advlab.data import load_images
 from advlab.gan import GANTrainer
 from advlab.gan.acgan import ACGANClassLoss, class_loss, nll_on_softmax
 from advlab.gan.nets import (
@@ -21,6 +22,9 @@ from advlab.gan.nets import (
     start_size,
 )
 from advlab.models import to_signed
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
+import fixtures  # noqa: E402  (tools/fixtures.py: torchvision-format writers)
 
 SHAPES = [(1, 28, 28), (3, 32, 32)]
 
@@ -175,15 +179,10 @@ def test_acgan_trick_refuses_unlabelled_data_and_single_head_d():
 
 @pytest.fixture
 def cifar_files(tmp_data):
-    folder = tmp_data / "cifar-10-batches-py"
-    folder.mkdir()
     rng = np.random.default_rng(0)
-    for name in CIFAR10_FILES:
-        entry = {"data": rng.integers(0, 256, (8, 3072), dtype=np.uint8),
-                 "labels": rng.integers(0, 10, 8).tolist()}
-        with open(folder / name, "wb") as fh:
-            pickle.dump(entry, fh)
-    return folder
+    split = [(rng.integers(0, 256, (n, 3, 32, 32), dtype=np.uint8), rng.integers(0, 10, n))
+             for n in (40, 8)]
+    return fixtures.write_cifar10(tmp_data, *split)
 
 
 def test_cifar10_step_through_the_loop(cifar_files, no_network):

@@ -1,15 +1,17 @@
-"""tools/pretrain_gans.py and the generator checkpoints it commits to data/pretrained/."""
+"""tools/pretrain_gans.py and the generator checkpoints it ships as package data (advlab/gan/weights)."""
 
 import json
 import shutil
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
 import torch
 
+import advlab.gan
 from advlab import checkpoints, metrics
-from advlab.gan.pretrained import load_generator, pretrained_dir
+from advlab.gan.pretrained import load_generator, pretrained_dir, write_run
 from advlab.models import to_unit
 from advlab.train import course_model
 
@@ -64,15 +66,38 @@ def test_mismatched_files_are_refused(smoke_run, tmp_path):
         load_generator("dcgan", tmp_path)
     with pytest.raises(ValueError, match="name"):
         load_generator("../x", tmp_path)
+    with pytest.raises(TypeError, match="folder"):
+        load_generator("acgan", 3)
+
+
+def test_writer_refuses_a_record_of_another_run(tmp_path):
+    config = {"name": "x", "steps": 1}
+    with pytest.raises(ValueError, match="config"):
+        write_run(tmp_path, "x", config, {}, {"config": {**config, "steps": 2}})
+    with pytest.raises(ValueError, match="name"):
+        write_run(tmp_path, "a/b", config, {}, {"config": config})
+    assert not list(tmp_path.iterdir())
+
+
+def test_weights_are_package_data():
+    folder = pretrained_dir()
+    assert folder == Path(advlab.gan.__file__).parent / "weights"
+    shipped = sorted(p.name for p in folder.iterdir() if not p.name.startswith("."))
+    assert shipped == sorted([f"{n}{s}" for n in COMMITTED for s in (".pt", ".json")]
+                             + ["dcgan_snapshots.pt"])
+    declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    assert {"weights/*.pt", "weights/*.json"} <= set(declared["package-data"]["advlab.gan"]), (
+        "pyproject.toml must declare the weights as package data, or a wheel has none")
 
 
 @pytest.mark.parametrize("name", COMMITTED)
 def test_committed_checkpoints_load_and_match_the_script(name):
     path = pretrained_dir() / f"{name}.pt"
-    assert path.stat().st_size < 5e6, f"{path.name} is {path.stat().st_size / 1e6:.1f} MB"
+    # All the shipped files together must keep the wheel under 15 MB (tests/test_wheel.py).
+    assert path.stat().st_size < 2e6, f"{path.name} is {path.stat().st_size / 1e6:.1f} MB"
     G, record = load_generator(name)
     assert record["config"] == expected_config(name), (
-        f"{name}: data/pretrained was made with another config than tools/pretrain_gans.py "
+        f"{name}: advlab/gan/weights was made with another config than tools/pretrain_gans.py "
         "has now: run `make pretrained`")
     assert record["log"]["step"][-1] == record["config"]["steps"]
 

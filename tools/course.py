@@ -1,6 +1,6 @@
-"""Course harness: run every notebook top to bottom, render HTML, keep the badges in sync.
+"""Course harness: run every notebook top to bottom, save the executed copies, keep the badges in sync.
 
-    python tools/course.py run --html build      # what `make course` does
+    python tools/course.py run --save build/executed   # what `make course` does (then tools/site.py)
     python tools/course.py run --inplace         # refresh the committed outputs
     python tools/course.py badges                # rewrite the Colab / Binder badges
 """
@@ -8,12 +8,13 @@
 from __future__ import annotations
 
 import argparse
-import html
+import json
 import os
 import re
 import sys
 import time
 import tomllib
+from datetime import UTC, datetime
 from pathlib import Path
 
 import nbformat
@@ -84,47 +85,56 @@ def execute(path: Path, timeout: int):
     return nb, time.perf_counter() - start, error
 
 
-def render_index(rows, out: Path) -> None:
-    body = "\n".join(
-        f"<tr><td><a href='{html.escape(name)}.html'>{html.escape(name)}</a></td>"
-        f"<td>{secs:.1f}</td><td>{'ok' if err is None else 'FAILED: ' + html.escape(err)}</td></tr>"
-        for name, secs, err in rows
-    )
-    total = sum(secs for _, secs, _ in rows)
-    profile = os.environ.get("ADVLAB_PROFILE", "default")
-    out.write_text(
-        "<!doctype html><meta charset='utf-8'><title>advlab course</title>"
-        "<style>body{font-family:sans-serif;max-width:50em;margin:2em auto}"
-        "td,th{padding:.3em 1em;text-align:left}</style>"
-        f"<h1>advlab: adversarial machine learning, rendered</h1>"
-        f"<p>Profile: {html.escape(profile)}. Total {total:.0f} s.</p>"
-        f"<table><tr><th>notebook</th><th>seconds</th><th>status</th></tr>{body}</table>\n"
-    )
+def save_runs(rows, folder: Path) -> Path:
+    """Record each notebook's seconds and status in ``folder/runs.json`` (merged with the
+    notebooks an earlier run recorded there), for the course site's landing page."""
+    path = folder / "runs.json"
+    record = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    finished = datetime.now(UTC).isoformat(timespec="seconds")
+    notebooks = record.get("notebooks", {})
+    for name, secs, err in rows:
+        notebooks[name] = {"seconds": round(secs, 1), "status": "ok" if err is None else
+                           f"failed: {ANSI.sub('', err)}", "finished": finished}
+    record = {"profile": os.environ.get("ADVLAB_PROFILE", "") or "quick",
+              "seed": os.environ.get("ADVLAB_SEED", "") or "0",
+              "notebooks": dict(sorted(notebooks.items()))}
+    tmp = folder / ".runs.json.tmp"
+    tmp.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
+    tmp.replace(path)
+    return path
 
 
-def run(html_dir: str | None, inplace: bool, timeout: int, only: list[str]) -> int:
-    from nbconvert import HTMLExporter
+def failure(nb, error: str) -> str:
+    """What stopped a notebook, for runs.json: its first error output, else the harness's line
+    (a cell that timed out or a dead kernel leaves no error output)."""
+    for cell in nb.cells:
+        for out in cell.get("outputs", []):
+            if out.get("output_type") == "error":
+                return ANSI.sub("", f"{out.ename}: {out.evalue}")
+    if not error.strip("- "):
+        return "stopped without an error output: a cell timed out or the kernel died"
+    return error
 
+
+def run(save_dir: str | None, inplace: bool, timeout: int, only: list[str]) -> int:
     paths = notebook_paths(only)
     rows = []
-    if html_dir:
-        Path(html_dir).mkdir(parents=True, exist_ok=True)
+    if save_dir:
+        Path(save_dir).mkdir(parents=True, exist_ok=True)
     for path in paths:
         nb, secs, error = execute(path, timeout)
-        rows.append((path.stem, secs, error))
+        rows.append((path.stem, secs, None if error is None else failure(nb, error)))
         print(f"{path.name:40s} {secs:7.1f} s  {'ok' if error is None else 'FAILED'}", flush=True)
         if inplace and error is None:
             nbformat.write(nb, path)
-        if html_dir:
-            body, _ = HTMLExporter().from_notebook_node(nb)
-            (Path(html_dir) / f"{path.stem}.html").write_text(body)
+        if save_dir:  # failed ones too: the site shows where they stopped
+            nbformat.write(nb, Path(save_dir) / path.name)
     print(f"\n{'notebook':40s} {'seconds':>9s}  status")
     for name, secs, error in rows:
         print(f"{name:40s} {secs:9.1f}  {'ok' if error is None else 'FAILED: ' + error}")
     print(f"{'total':40s} {sum(r[1] for r in rows):9.1f}")
-    if html_dir:
-        render_index(rows, Path(html_dir) / "index.html")
-        print(f"rendered course: {Path(html_dir) / 'index.html'}")
+    if save_dir:
+        print(f"executed copies and {save_runs(rows, Path(save_dir))} saved")
     return 1 if any(err is not None for _, _, err in rows) else 0
 
 
@@ -132,7 +142,8 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="cmd", required=True)
     r = sub.add_parser("run", help="execute notebooks top to bottom")
-    r.add_argument("--html", metavar="DIR", help="render each notebook to DIR/NAME.html + index")
+    r.add_argument("--save", metavar="DIR", help="save the executed copies and runs.json "
+                   "(seconds, status) into DIR, for tools/site.py (make course: build/executed)")
     r.add_argument("--inplace", action="store_true", help="write fresh outputs into notebooks/")
     r.add_argument("--timeout", type=int, default=600, help="seconds per cell")
     r.add_argument("only", nargs="*", help="run only notebooks whose name contains one of these")
@@ -140,7 +151,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.cmd == "badges":
         return sync_badges()
-    return run(args.html, args.inplace, args.timeout, args.only)
+    return run(args.save, args.inplace, args.timeout, args.only)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Train the course's image GANs with fixed configs and seeds; write small generator checkpoints.
 
-    python tools/pretrain_gans.py                  # all runs into data/pretrained (make pretrained)
+    python tools/pretrain_gans.py                  # all runs into lib/advlab/gan/weights (make pretrained)
     python tools/pretrain_gans.py dcgan acgan      # only these runs
     python tools/pretrain_gans.py --steps 3 --out /tmp/x   # a smoke test (what tests/ does)
 
@@ -26,12 +26,12 @@ from pathlib import Path
 import torch
 
 import advlab
-from advlab import checkpoints, metrics
+from advlab import metrics
 from advlab.data import load_images
 from advlab.gan import GANTrainer
 from advlab.gan.acgan import ACGANClassLoss
 from advlab.gan.nets import ACGANDiscriminator, Critic, DCGANDiscriminator
-from advlab.gan.pretrained import build_generator, pretrained_dir
+from advlab.gan.pretrained import build_generator, pretrained_dir, write_run
 from advlab.gan.wgan import WeightClipping, wasserstein_estimate
 from advlab.models import MLPDiscriminator, to_signed, to_unit
 from advlab.train import course_model
@@ -161,22 +161,14 @@ def train_run(name: str, run: dict, out: Path, *, steps: int | None = None, seed
     record = {"config": config, "final": final, "log": history,
               "machine": {"torch": torch.__version__, "python": platform.python_version(),
                           "threads": torch.get_num_threads()}}
-    out.mkdir(parents=True, exist_ok=True)
-    checkpoints.save({"name": name, "config": config, "G": state}, out / f"{name}.pt")
-    if snapshots:
-        checkpoints.save({"name": name, "config": config, "steps": sorted(snapshots),
-                          "G": [snapshots[s] for s in sorted(snapshots)]},
-                         out / f"{name}_snapshots.pt")
-    tmp = out / f".{name}.json.tmp"
-    tmp.write_text(json.dumps(record, indent=1) + "\n")
-    tmp.replace(out / f"{name}.json")
+    write_run(out, name, config, state, record, snapshots)
     return record
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("runs", nargs="*", help=f"runs to train (default: all of {list(RUNS)})")
-    parser.add_argument("--out", default=None, help="output folder (default: data/pretrained)")
+    parser.add_argument("--out", default=None, help="output folder (default: the package's advlab/gan/weights)")
     parser.add_argument("--steps", type=int, default=None, help="override every run's steps")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--eval-samples", type=int, default=EVAL_SAMPLES,

@@ -131,9 +131,9 @@ def batched(fn: Callable[..., torch.Tensor], *inputs: torch.Tensor, batch_size: 
         if models:
             stack.enter_context(eval_mode(*models))
         outs = []
-        for i in range(0, n, batch_size):
+        for i in range(0, max(n, 1), batch_size):  # an empty input still gets fn's output shape
             chunk = [x[i:i + batch_size] for x in inputs]
             if device is not None:
                 chunk = [x.to(device) for x in chunk]
             outs.append(fn(*chunk))
-    return torch.cat(outs) if outs else torch.empty(0)
+    return torch.cat(outs)

@@ -11,7 +11,7 @@
 * :mod:`advlab.gan.train`: :class:`GANTrainer`, :func:`train_gan`, :class:`GANDivergedError`.
 * :mod:`advlab.gan.nets`: DCGAN, AC-GAN and WGAN critic networks; :mod:`advlab.gan.wgan`
   (weight clipping), :mod:`advlab.gan.acgan` (class loss), :mod:`advlab.gan.pretrained`
-  (the generators shipped in ``data/pretrained/``); :mod:`advlab.gan.toy` (cached 2-D runs
+  (the generators shipped as package data in ``advlab/gan/weights/``); :mod:`advlab.gan.toy` (cached 2-D runs
   for the ablation in notebook 10).
 """
 
