@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.metrics import roc_auc_score
 
-from advlab import defenses, models, train
+from advlab import defenses, metrics, models, train
 
 
 def _fgsm(model, images, labels, eps):
@@ -231,10 +231,10 @@ def test_ensemble_of_copies_has_no_mutual_information_and_module_matches():
 
 
 def test_detection_auroc_closed_forms():
-    assert defenses.detection_auroc([0.3] * 5, [0.3] * 5) == 0.5
-    assert defenses.detection_auroc([0.0, 0.1, 0.2], [0.5, 0.6, 0.7]) == 1.0
-    assert defenses.detection_auroc([0.5, 0.6, 0.7], [0.0, 0.1, 0.2]) == 0.0
-    assert defenses.detection_auroc(torch.tensor([0.0, 1.0]), torch.tensor([0.5, 2.0])) == 0.75
+    assert metrics.auroc([0.3] * 5, [0.3] * 5) == 0.5
+    assert metrics.auroc([0.0, 0.1, 0.2], [0.5, 0.6, 0.7]) == 1.0
+    assert metrics.auroc([0.5, 0.6, 0.7], [0.0, 0.1, 0.2]) == 0.0
+    assert metrics.auroc(torch.tensor([0.0, 1.0]), torch.tensor([0.5, 2.0])) == 0.75
 
 
 @settings(max_examples=60, deadline=None)
@@ -242,7 +242,7 @@ def test_detection_auroc_closed_forms():
 def test_detection_auroc_matches_sklearn_with_ties(pairs):
     clean = np.array([a for a, _ in pairs], dtype=float)
     adv = np.array([b for _, b in pairs], dtype=float)
-    ours = defenses.detection_auroc(clean, adv)
+    ours = metrics.auroc(clean, adv)
     truth = np.r_[np.zeros(len(clean)), np.ones(len(adv))]
     assert ours == pytest.approx(roc_auc_score(truth, np.r_[clean, adv]), abs=1e-12)
 
@@ -262,10 +262,10 @@ def test_detection_auroc_matches_sklearn_with_ties(pairs):
      ValueError, "samples"),
     (lambda: defenses.mc_dropout_predict(_tiny(0.5), torch.rand(2, 1, 4, 4), samples=2.0),
      TypeError, "samples"),
-    (lambda: defenses.detection_auroc([0.1, 0.2], [0.3]), ValueError, "same length"),
-    (lambda: defenses.detection_auroc([], []), ValueError, "scores_clean"),
-    (lambda: defenses.detection_auroc([[0.1]], [[0.2]]), ValueError, "1-D"),
-    (lambda: defenses.detection_auroc([0.1], [float("nan")]), ValueError, "scores_adv"),
+    (lambda: metrics.auroc([0.1, 0.2], [0.3], paired=True), ValueError, "same length"),
+    (lambda: metrics.auroc([], []), ValueError, "negatives"),
+    (lambda: metrics.auroc([[0.1]], [[0.2]]), ValueError, "1-D"),
+    (lambda: metrics.auroc([0.1], [float("nan")]), ValueError, "positives"),
     (lambda: defenses.adversarial_training(_tiny(), blobs(8), attack=_fgsm, eps=-0.1,
                                            epochs=1), ValueError, "eps"),
     (lambda: defenses.adversarial_training(_tiny(), blobs(8), attack="fgsm", eps=0.1,

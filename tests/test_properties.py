@@ -2,14 +2,15 @@
 
 import pytest
 import torch
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from advlab import checkpoints, data, defenses, metrics
 from advlab.gan import GANTrainer
 from advlab.models import MLPDiscriminator, MLPGenerator
 
-SMALL = settings(max_examples=25, deadline=None)
+# derandomized: the same examples on every machine and every run, so CI cannot flake
+SMALL = settings(max_examples=25, deadline=None, derandomize=True)
 
 
 @SMALL
@@ -82,9 +83,10 @@ class _Crash(Exception):
     pass
 
 
-@settings(max_examples=6, deadline=None)
+@settings(max_examples=8, deadline=None, derandomize=True)
 @given(crash=st.integers(2, 19), every=st.integers(1, 6))
 def test_resume_at_any_crash_step_equals_the_uninterrupted_run(tmp_path_factory, crash, every):
+    assume(every < crash)  # a snapshot exists before the crash (else there is nothing to resume)
     path = tmp_path_factory.mktemp("resume") / "gan.pt"
     full = _trainer(0)
     full.train(20)

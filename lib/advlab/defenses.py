@@ -7,8 +7,8 @@
 * Augmentation on whole batches: :func:`random_shift`, :func:`gaussian_noise`,
   :func:`augmentation`.
 * Uncertainty (Gal & Ghahramani 2016; Lakshminarayanan et al. 2017; Smith & Gal 2018):
-  :func:`mc_dropout_predict`, :func:`ensemble_predict`, :class:`Ensemble`,
-  :func:`detection_auroc`.
+  :func:`mc_dropout_predict`, :func:`ensemble_predict`, :class:`Ensemble` (their detection
+  AUROC is :func:`advlab.metrics.auroc`).
 
 Training goes through :func:`advlab.train.fit` (its ``loss_fn`` and ``batch_transform`` hooks),
 so there is one training loop in the course. Attacks come in as callables, e.g.
@@ -289,33 +289,3 @@ def ensemble_predict(members, images: torch.Tensor, *, batch_size: int = 1000) -
     probs = torch.stack([F.softmax(predict(m, images, batch_size=batch_size), -1)
                          for m in members])
     return uncertainty(probs)
-
-
-def detection_auroc(scores_clean, scores_adv) -> float:
-    """Area under the ROC curve for telling adversarial from clean inputs by a score.
-
-    Higher scores should mean "adversarial". The AUROC is the probability that a random
-    adversarial score exceeds a random clean one, ties counting one half (the Mann-Whitney U
-    statistic, computed from mid-ranks): 0.5 is chance, 1.0 perfect, below 0.5 means the score
-    points the wrong way. The two arrays are paired, one clean and one adversarial score per
-    test image, so they must have the same length.
-    """
-    clean = torch.as_tensor(scores_clean, dtype=torch.float64).detach().cpu()
-    adv = torch.as_tensor(scores_adv, dtype=torch.float64).detach().cpu()
-    for name, s in (("scores_clean", clean), ("scores_adv", adv)):
-        if s.dim() != 1 or len(s) == 0:
-            raise ValueError(f"{name} must be a non-empty 1-D array, got shape {tuple(s.shape)}")
-        if not torch.isfinite(s).all():
-            raise ValueError(f"{name} must be finite (no NaN or inf)")
-    if len(clean) != len(adv):
-        raise ValueError("scores_clean and scores_adv must have the same length (one pair per "
-                         f"image), got {len(clean)} and {len(adv)}")
-    values = torch.cat([clean, adv])
-    _, inverse, counts = torch.unique(values, sorted=True, return_inverse=True,
-                                      return_counts=True)
-    last = counts.cumsum(0).double()          # 1-based rank of each distinct value's last copy
-    mid_rank = last - (counts.double() - 1) / 2
-    ranks = mid_rank[inverse]
-    n = len(clean)
-    u = ranks[n:].sum() - n * (n + 1) / 2
-    return float(u / (n * n))
