@@ -50,9 +50,11 @@ def _free_port() -> int:
 
 
 class ConsoleErrors:
-    """Collects a page's console errors and uncaught exceptions. The one kind it lets through:
+    """Collects a page's console errors and uncaught exceptions. Two kinds are let through:
     ``Failed to load resource: net::ERR_...`` for a URL whose host is not the local server (no
-    network here); an error status from the local server or any script error still counts."""
+    network here), and JupyterLab's own "Could not restore the debugger state: Canceled future"
+    (its debugger panel asks the kernel for state while Restart & Run All replaces that kernel,
+    a race inside the lab, not an error of the course). Anything else still counts."""
 
     def __init__(self, page, local_host: str):
         self.local_host, self.errors, self.ignored = local_host, [], []
@@ -67,6 +69,8 @@ class ConsoleErrors:
         if (msg.text.startswith("Failed to load resource: net::ERR_") and host
                 and host != self.local_host):
             self.ignored.append(url)
+        elif msg.text.startswith("Could not restore the debugger state: Canceled future"):
+            self.ignored.append(msg.text)
         else:
             self.errors.append(f"{msg.text} ({url})")
 
@@ -170,6 +174,16 @@ def _open(page, lab, name):
     _wait_for(page, lambda s: s["kernel"] == "idle", 120, "the kernel to start")
 
 
+def _readout(locator, timeout=60.0) -> str:
+    """A widget readout's text once the front end has filled it in (it renders asynchronously)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        text = locator.inner_text().strip()
+        if text or time.monotonic() > deadline:
+            return text
+        time.sleep(0.2)
+
+
 def _check_run(state, name):
     errors = [e for c in state["cells"] for e in c["errors"]]
     assert not errors, f"{name}: error output after Run All: {errors}"
@@ -193,7 +207,7 @@ def test_lab_runs_notebooks_02_and_08_and_the_slider_redraws(browser, lab):
     figure.wait_for(timeout=60_000)
     before = figure.get_attribute("src")
     readout = interact.locator(".widget-readout").first
-    assert readout.inner_text().strip() == "0.25"
+    assert _readout(readout) == "0.25"
     handle = interact.locator(".noUi-handle").first
     handle.focus()
     for _ in range(4):  # 0.25 -> 0.35 in steps of 0.025
@@ -202,14 +216,17 @@ def test_lab_runs_notebooks_02_and_08_and_the_slider_redraws(browser, lab):
         "([el, src]) => { const img = el.querySelector('.widget-output img');"
         " return img && img.getAttribute('src') !== src; }",
         arg=[interact.element_handle(), before], timeout=60_000)
-    assert readout.inner_text().strip() == "0.35"
+    deadline = time.monotonic() + 30
+    while _readout(readout) != "0.35" and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _readout(readout) == "0.35"
     page.screenshot(path=str(BUILD / "browser-lab-02.png"))
 
     _open(page, lab, NOTEBOOKS[1])
     _check_run(_restart_and_run_all(page), NOTEBOOKS[1])
     page.screenshot(path=str(BUILD / "browser-lab-08.png"))
     print(f"JupyterLab: 02 and 08 run, slider moved in {time.monotonic() - started:.0f} s; "
-          f"ignored {len(console.ignored)} unreachable external resources")
+          f"ignored {len(console.ignored)} unreachable external resources / lab debugger races")
     assert not console.errors, f"console errors in JupyterLab: {console.errors}"
     page.close()
 
