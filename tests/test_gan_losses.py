@@ -81,7 +81,25 @@ def test_register_a_new_loss(monkeypatch):
     monkeypatch.setattr("advlab.gan.losses.LOSSES", dict(LOSSES))
     from advlab.gan import losses
 
-    critic = losses.register_loss("toy-wasserstein", lambda r, f, t: f.mean() - r.mean(),
+    critic = losses.register_loss("toy-wasserstein", lambda r, f, t=1.0: f.mean() - r.mean(),
                                   lambda f: -f.mean(), smoothable=False)
     assert losses.get_loss("toy-wasserstein") is critic
     assert critic.d_loss(torch.ones(3), torch.zeros(3)).item() == -1.0
+    assert critic.g_loss(torch.ones(3)).item() == -1.0
+    with pytest.raises(TypeError, match="callable"):
+        losses.register_loss("broken", "not a loss", lambda f: f.mean())
+
+
+def test_a_loss_has_one_spelling_per_callable():
+    from dataclasses import fields
+
+    assert [f.name for f in fields(GANLoss)] == ["name", "d_loss", "g_loss", "smoothable"]
+    for loss in LOSSES.values():
+        for old in ("d", "g", "penalty"):
+            assert not hasattr(loss, old), f"{loss.name} still has .{old}"
+    loss = get_loss("minimax")
+    assert loss.d_loss is bce_d_loss and loss.g_loss is saturating_g_loss
+    zeros = torch.zeros(3)
+    assert loss.d_loss(zeros, zeros, 0.9).item() == pytest.approx(bce_d_loss(zeros, zeros, 0.9).item())
+    with pytest.raises(TypeError):
+        register_loss("with-penalty", bce_d_loss, saturating_g_loss, penalty=lambda *a: 0)

@@ -242,20 +242,23 @@ def test_labelled_data_conditional_g_and_two_headed_d_plug_in():
     assert trick.seen == (torch.int64, (6, 3)) and trainer.step == 3
 
 
-def test_loss_penalty_gets_d_and_both_batches(monkeypatch):
+def test_a_registered_loss_is_called_as_d_loss_and_g_loss(monkeypatch):
     from advlab.gan import losses
 
     monkeypatch.setattr(losses, "LOSSES", dict(losses.LOSSES))
     seen = []
 
-    def penalty(D, real, fake):
-        seen.append((isinstance(D, MLPDiscriminator), real.shape, fake.requires_grad))
-        return torch.zeros(())
+    def d_loss(real_out, fake_out, real_label):
+        seen.append(("d", real_out.shape, fake_out.shape, real_label))
+        return losses.bce_d_loss(real_out, fake_out, real_label)
 
-    loss = losses.register_loss("with-penalty", losses.bce_d_loss,
-                                losses.non_saturating_g_loss, penalty=penalty)
-    make(loss=loss).train(2)
-    assert seen == [(True, (8, 2), False)] * 2
+    def g_loss(fake_out):
+        seen.append(("g", fake_out.shape))
+        return losses.non_saturating_g_loss(fake_out)
+
+    loss = losses.register_loss("spied", d_loss, g_loss)
+    make(loss=loss, real_label=0.9).train(2)
+    assert seen == [("d", (8,), (8,), 0.9), ("g", (8,))] * 2
 
 
 @pytest.mark.parametrize("kwargs,exc,match", [

@@ -15,7 +15,7 @@ from advlab.gan.layers import (
     VirtualBatchNorm1d,
     VirtualBatchNormGenerator,
 )
-from advlab.gan.tricks import FIXES, FeatureMatching, HistoricalAveraging, InstanceNoise, Tricks
+from advlab.gan.tricks import FIXES, FeatureMatching, HistoricalAveraging, InstanceNoise, TrickSet
 from advlab.models import MLPDiscriminator, MLPGenerator
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -25,7 +25,7 @@ HIDDEN = (16, 16)
 
 
 def build(tricks=None, seed=0, steps=6, **kw):
-    """G, D and trainer from a :class:`Tricks`; from the plain models of advlab.models when
+    """G, D and trainer from a :class:`TrickSet`; from the plain models of advlab.models when
     ``tricks`` is None or a list of hook objects."""
     torch.manual_seed(seed)
     if tricks is None or isinstance(tricks, list):
@@ -70,7 +70,7 @@ def test_feature_matching_is_zero_when_feature_means_agree():
 
 
 def test_feature_matching_changes_only_g_loss():
-    vanilla, fm = build(), build(Tricks(feature_matching=True))
+    vanilla, fm = build(), build(TrickSet(feature_matching=True))
     vanilla.train(1)
     fm.train(1)
     assert same(params(fm.D), params(vanilla.D)), "D's step must be the vanilla one"
@@ -130,7 +130,7 @@ def test_historical_average_is_the_mean_of_past_parameters():
 def test_historical_averaging_is_silent_at_the_first_step():
     """At theta_0 the penalty and its gradient are zero: step 1 is the vanilla step, bit for bit;
     from step 2 on the mean lags behind the parameters and pulls them back."""
-    vanilla, ha = build(), build(Tricks(historical_averaging=True, ha_weight=1.0))
+    vanilla, ha = build(), build(TrickSet(historical_averaging=True, ha_weight=1.0))
     vanilla.train(1)
     ha.train(1)
     assert same(params(ha.G), params(vanilla.G)) and same(params(ha.D), params(vanilla.D))
@@ -172,7 +172,7 @@ def test_vbn_layer_formula_and_fixed_reference():
     full = torch.cat([ref, row])
     bn = (row - full.mean(0)) / torch.sqrt(full.var(0, unbiased=False) + 1e-5)
     assert torch.allclose(layer(row), bn, atol=1e-5)
-    G = Tricks(virtual_batch_norm=True, vbn_reference=12).generator(2, (2,), HIDDEN, seed=7)
+    G = TrickSet(virtual_batch_norm=True, vbn_reference=12).generator(2, (2,), HIDDEN, seed=7)
     before = G.reference_z.clone()
     trainer = GANTrainer(G, MLPDiscriminator((2,), HIDDEN), ring, batch_size=8, device="cpu")
     trainer.train(3)
@@ -193,7 +193,7 @@ def test_instance_noise_anneals_to_zero_on_schedule():
     assert noisy.std().item() == pytest.approx(0.3, rel=0.02)
     assert noise.d_inputs(x, SimpleNamespace(step=100, generator=gen)) is x
     assert InstanceNoise(0.3).sigma(10 ** 6) == 0.3  # no annealing: constant
-    hooks = Tricks(instance_noise=True, noise_std=0.5, noise_until=0.75).hooks(400)
+    hooks = TrickSet(instance_noise=True, noise_std=0.5, noise_until=0.75).hooks(400)
     assert isinstance(hooks[0], InstanceNoise) and hooks[0].anneal_steps == 300
 
 
@@ -213,14 +213,14 @@ def test_instance_noise_reaches_real_and_fake_and_then_stops():
 # -- the switchboard -------------------------------------------------------------------------
 
 def test_all_off_is_the_vanilla_loop_bit_for_bit():
-    vanilla, off = build(), build(Tricks())
+    vanilla, off = build(), build(TrickSet())
     assert off.tricks == [] and off.real_label == 1.0
     vanilla.train(20)
     off.train(20)
     assert same(params(off.G), params(vanilla.G)) and same(params(off.D), params(vanilla.D))
     assert torch.equal(off.history["g_loss"], vanilla.history["g_loss"])
     assert torch.equal(off.history["d_loss"], vanilla.history["d_loss"])
-    assert Tricks().label() == "vanilla" and Tricks().enabled() == ()
+    assert TrickSet().label() == "vanilla" and TrickSet().enabled() == ()
 
 
 SWITCHES = [  # (switch, what it may change: G, D, hooks, trainer options)
@@ -238,7 +238,7 @@ SWITCHES = [  # (switch, what it may change: G, D, hooks, trainer options)
 def test_each_switch_changes_only_what_it_claims(switch, changes):
     torch.manual_seed(0)
     G0, D0 = MLPGenerator(2, (2,), HIDDEN), MLPDiscriminator((2,), HIDDEN)
-    tricks = Tricks(**switch)
+    tricks = TrickSet(**switch)
     torch.manual_seed(0)
     G, D = tricks.generator(2, (2,), HIDDEN), tricks.discriminator((2,), HIDDEN)
     assert (type(G) is not MLPGenerator or any(isinstance(m, nn.BatchNorm1d) for m in
@@ -253,7 +253,7 @@ def test_each_switch_changes_only_what_it_claims(switch, changes):
 
 
 def test_label_smoothing_changes_only_the_real_target():
-    smooth = build(Tricks(label_smoothing=True, real_label=0.8))
+    smooth = build(TrickSet(label_smoothing=True, real_label=0.8))
     assert smooth.real_label == 0.8 and smooth.tricks == []
     plain = build(real_label=0.8)
     smooth.train(5)
@@ -262,7 +262,7 @@ def test_label_smoothing_changes_only_the_real_target():
 
 
 def test_names_and_config():
-    t = Tricks(feature_matching=True, instance_noise=True, pack=4)
+    t = TrickSet(feature_matching=True, instance_noise=True, pack=4)
     assert t.enabled() == ("feature_matching", "instance_noise", "packing")
     assert t.label() == "feature matching + instance noise + pack4"
     assert set(t.config()) >= {"pack", "noise_std"} and set(FIXES) - {"packing"} <= set(t.config())
@@ -271,7 +271,7 @@ def test_names_and_config():
 # -- resume ----------------------------------------------------------------------------------
 
 def test_every_fix_together_survives_a_resume(tmp_path):
-    all_on = Tricks(feature_matching=True, minibatch_discrimination=True, pack=2,
+    all_on = TrickSet(feature_matching=True, minibatch_discrimination=True, pack=2,
                     historical_averaging=True, label_smoothing=True, virtual_batch_norm=True,
                     instance_noise=True, noise_std=0.3, vbn_reference=8, mbd_kernels=3,
                     mbd_kernel_dim=2)
@@ -301,14 +301,14 @@ def test_every_fix_together_survives_a_resume(tmp_path):
 # -- bad input -------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("make,exc,match", [
-    (lambda: Tricks(pack=0), ValueError, "pack"),
-    (lambda: Tricks(feature_matching=1), TypeError, "feature_matching"),
-    (lambda: Tricks(noise_std=-0.1), ValueError, "noise_std"),
-    (lambda: Tricks(noise_until=1.5), ValueError, "noise_until"),
-    (lambda: Tricks(real_label=0), ValueError, "real_label"),
-    (lambda: Tricks(mbd_kernels=0), ValueError, "mbd_kernels"),
-    (lambda: Tricks(ha_weight=float("nan")), ValueError, "ha_weight"),
-    (lambda: Tricks().hooks(0), ValueError, "steps"),
+    (lambda: TrickSet(pack=0), ValueError, "pack"),
+    (lambda: TrickSet(feature_matching=1), TypeError, "feature_matching"),
+    (lambda: TrickSet(noise_std=-0.1), ValueError, "noise_std"),
+    (lambda: TrickSet(noise_until=1.5), ValueError, "noise_until"),
+    (lambda: TrickSet(real_label=0), ValueError, "real_label"),
+    (lambda: TrickSet(mbd_kernels=0), ValueError, "mbd_kernels"),
+    (lambda: TrickSet(ha_weight=float("nan")), ValueError, "ha_weight"),
+    (lambda: TrickSet().hooks(0), ValueError, "steps"),
     (lambda: FeatureMatching(weight=0), ValueError, "weight"),
     (lambda: HistoricalAveraging(networks=("X",)), ValueError, "networks"),
     (lambda: InstanceNoise(std=-1), ValueError, "std"),
@@ -343,25 +343,25 @@ def test_toy_run_is_cached_and_parallel_runs_match_serial(tmp_data):
     from advlab.gan.toy import toy_run, toy_runs
 
     small = {"hidden": (8, 8), "batch_size": 16, "n_samples": 50}
-    jobs = [(Tricks(), "ring", 0, 20), (Tricks(instance_noise=True), "grid", 1, 15, {"lr": 1e-3})]
+    jobs = [(TrickSet(), "ring", 0, 20), (TrickSet(instance_noise=True), "grid", 1, 15, {"lr": 1e-3})]
     first = toy_run(*jobs[0], **small)
     assert not first["hit"] and first["samples"].shape == (50, 2)
     again = toy_run(*jobs[0], **small)
     assert again["hit"] and torch.equal(again["samples"], first["samples"])
     fresh = toy_run(*jobs[1][:4], cache=False, lr=1e-3, **small)
-    parallel = toy_runs([jobs[1], (Tricks(pack=2), "ring", 2, 10)], workers=2, **small)
+    parallel = toy_runs([jobs[1], (TrickSet(pack=2), "ring", 2, 10)], workers=2, **small)
     assert [r["hit"] for r in parallel] == [False, False]
     assert torch.equal(parallel[0]["samples"], fresh["samples"]), "a worker must repeat the run"
-    assert all(r["hit"] for r in toy_runs([jobs[1], (Tricks(pack=2), "ring", 2, 10)], **small))
+    assert all(r["hit"] for r in toy_runs([jobs[1], (TrickSet(pack=2), "ring", 2, 10)], **small))
     assert len(list(tmp_data.glob("cache/gan-toy-*.pt"))) == 3
 
 
 @pytest.mark.parametrize("call,exc,match", [
     (lambda t: t.toy_run("vanilla", "ring", 0, 5), TypeError, "tricks"),
-    (lambda t: t.toy_run(Tricks(), "moons", 0, 5), ValueError, "dataset"),
-    (lambda t: t.toy_run(Tricks(), "ring", 0, 0), ValueError, "steps"),
-    (lambda t: t.toy_run(Tricks(), "ring", 0, 5, decay_from=2), ValueError, "decay_from"),
-    (lambda t: t.toy_runs([(Tricks(), "ring", 0)]), ValueError, "each job"),
+    (lambda t: t.toy_run(TrickSet(), "moons", 0, 5), ValueError, "dataset"),
+    (lambda t: t.toy_run(TrickSet(), "ring", 0, 0), ValueError, "steps"),
+    (lambda t: t.toy_run(TrickSet(), "ring", 0, 5, decay_from=2), ValueError, "decay_from"),
+    (lambda t: t.toy_runs([(TrickSet(), "ring", 0)]), ValueError, "each job"),
     (lambda t: t.toy_runs([], workers=0), ValueError, "workers"),
 ])
 def test_toy_run_bad_input(tmp_data, call, exc, match):

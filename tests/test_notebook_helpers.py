@@ -10,7 +10,7 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 import advlab  # noqa: E402
-from advlab import data, metrics, viz  # noqa: E402
+from advlab import data, metrics, runtime, viz  # noqa: E402
 from advlab.gan.divergence import fit_discriminator  # noqa: E402
 from advlab.gan.losses import gradient_penalty  # noqa: E402
 from advlab.models import MLPDiscriminator  # noqa: E402
@@ -69,7 +69,7 @@ def test_fit_discriminator_saturates_on_disjoint_supports_and_critic_estimates_w
     assert history.shape == (150,) and seen == list(range(151))
     assert history[-20:].mean() < 0.1 < math.log(4) - 0.5 < history[0]  # D separates them
     critic = MLPDiscriminator((2,), (32, 32), negative_slope=0.2)
-    fit_discriminator(critic, real, far, steps=200, loss="wgan-gp", penalty=gradient_penalty,
+    fit_discriminator(critic, real, far, steps=200, loss="wasserstein", penalty=gradient_penalty,
                       lr=1e-3, betas=(0.0, 0.9), generator=g)
     with torch.no_grad():
         est = float(critic(real(4000, g)).mean() - critic(far(4000, g)).mean())
@@ -94,6 +94,7 @@ def test_threads_setting(monkeypatch):
         monkeypatch.delenv("ADVLAB_THREADS")
         torch.set_num_threads(2)
         assert advlab.threads(small_networks=True) == 1  # the CPU, tiny networks
+        assert advlab.threads() == runtime._DEFAULT_THREADS  # back to the process default
         monkeypatch.setenv("ADVLAB_THREADS", "zero")
         with pytest.raises(ValueError, match="ADVLAB_THREADS"):
             advlab.threads()

@@ -11,7 +11,7 @@ import torch
 
 import advlab.gan
 from advlab import checkpoints, metrics
-from advlab.gan.pretrained import load_generator, pretrained_dir, write_run
+from advlab.gan.pretrained import load_generator, load_snapshots, pretrained_dir, write_run
 from advlab.models import to_unit
 from advlab.train import course_model
 
@@ -51,6 +51,13 @@ def test_script_runs_a_few_steps_and_its_checkpoints_load(smoke_run):
                ["label_accuracy_per_class"]) == 10
     snaps = checkpoints.load(smoke_run / "dcgan_snapshots.pt")
     assert snaps["steps"] == [1, 2, 3] and snaps["G"][0]["net.0.weight"].dtype == torch.float16
+    snapshots = load_snapshots("dcgan", smoke_run)
+    assert [step for step, _ in snapshots] == [1, 2, 3]
+    for (_, G), state in zip(snapshots, snaps["G"], strict=True):
+        assert not G.training and G.net[0].weight.dtype == torch.float32
+        assert torch.equal(G.net[0].weight, state["net.0.weight"].float())
+    with pytest.raises(FileNotFoundError, match="no snapshots"):
+        load_snapshots("acgan", smoke_run)
 
 
 def test_mismatched_files_are_refused(smoke_run, tmp_path):

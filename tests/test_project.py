@@ -81,6 +81,8 @@ def test_notebook_is_committed_with_fresh_outputs(path):
     assert counts == list(range(1, len(code) + 1)), (
         f"{path.name}: cells not executed top to bottom once (execution counts {counts})")
     assert any(c["outputs"] for c in code), f"{path.name} has no outputs: nbval would skip it"
+    timed = [i for i, c in enumerate(code) if "execution" in c.get("metadata", {})]
+    assert not timed, f"{path.name} cells {timed} keep per-cell timing metadata (refresh with tools/course.py)"
     for i, cell in enumerate(code):
         for out in cell["outputs"]:
             assert out["output_type"] != "error", f"{path.name} cell {i} holds an error output"
@@ -97,7 +99,18 @@ def test_notebook_has_a_self_check(path):
     source = "\n".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code")
     assert re.search(r"^\s*(assert |advlab\.expect\()", source, re.M), (
         f"{path.name} has no self-check")
-    assert "advlab.setup()" in source, f"{path.name} does not seed its run from the course seed"
+    assert re.search(r"advlab\.setup\((small_networks=True)?\)", source), (
+        f"{path.name} does not seed its run from the course seed")
     fixed = re.search(r"manual_seed\(\s*\d+\s*\)|seed_everything\(\s*\d+|seed=\d+", source)
     assert not fixed, (f"{path.name} fixes a seed by hand ({fixed.group(0)}): derive it from the "
                        "course seed with advlab.derive_seed / advlab.generator")
+
+
+def test_refresh_drops_per_cell_timing():
+    import nbformat
+
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("1 + 1")])
+    nb.cells[0].metadata["execution"] = {"iopub.execute_input": "2026-01-01T00:00:00Z"}
+    nb.cells[0].metadata["tags"] = ["keep"]
+    out = course.without_timing(nb)
+    assert "execution" not in out.cells[0].metadata and out.cells[0].metadata["tags"] == ["keep"]

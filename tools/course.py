@@ -85,6 +85,14 @@ def execute(path: Path, timeout: int):
     return nb, time.perf_counter() - start, error
 
 
+def without_timing(nb):
+    """``nb`` without the per-cell execution timestamps nbclient records: a refreshed notebook
+    then differs from the committed one only where its outputs do."""
+    for cell in nb.cells:
+        cell.metadata.pop("execution", None)
+    return nb
+
+
 def save_runs(rows, folder: Path) -> Path:
     """Record each notebook's seconds and status in ``folder/runs.json`` (merged with the
     notebooks an earlier run recorded there), for the course site's landing page."""
@@ -126,7 +134,7 @@ def run(save_dir: str | None, inplace: bool, timeout: int, only: list[str]) -> i
         rows.append((path.stem, secs, None if error is None else failure(nb, error)))
         print(f"{path.name:40s} {secs:7.1f} s  {'ok' if error is None else 'FAILED'}", flush=True)
         if inplace and error is None:
-            nbformat.write(nb, path)
+            nbformat.write(without_timing(nb), path)
         if save_dir:  # failed ones too: the site shows where they stopped
             nbformat.write(nb, Path(save_dir) / path.name)
     print(f"\n{'notebook':40s} {'seconds':>9s}  status")

@@ -29,64 +29,18 @@ import advlab
 from advlab import metrics
 from advlab.data import load_images
 from advlab.gan import GANTrainer
-from advlab.gan.acgan import ACGANClassLoss
-from advlab.gan.nets import ACGANDiscriminator, Critic, DCGANDiscriminator
-from advlab.gan.pretrained import build_generator, pretrained_dir, write_run
-from advlab.gan.wgan import WeightClipping, wasserstein_estimate
-from advlab.models import MLPDiscriminator, to_signed, to_unit
+from advlab.gan.pretrained import (
+    RUNS,
+    build_discriminator,
+    build_generator,
+    pretrained_dir,
+    trainer_settings,
+    write_run,
+)
+from advlab.gan.wgan import wasserstein_estimate
+from advlab.models import to_signed, to_unit
 from advlab.train import course_model
 
-DISCRIMINATORS = {"MLPDiscriminator": MLPDiscriminator, "DCGANDiscriminator": DCGANDiscriminator,
-                  "ACGANDiscriminator": ACGANDiscriminator, "Critic": Critic}
-TRICKS = {"ACGANClassLoss": ACGANClassLoss, "WeightClipping": WeightClipping}
-MNIST = [1, 28, 28]
-
-RUNS = {
-    # The MNIST MLP GAN of notebook 08 (same nets and settings), trained twice as long, as the
-    # baseline for the convolutional ones.
-    "mlp_gan": {
-        "generator": ["MLPGenerator", {"z_dim": 64, "out_shape": MNIST, "hidden": [128, 256],
-                                       "tanh": True}],
-        "discriminator": ["MLPDiscriminator", {"in_shape": MNIST, "hidden": [256, 128],
-                                               "negative_slope": 0.2}],
-        "trainer": {"loss": "non-saturating", "lr_g": 1e-3, "lr_d": 1e-3, "betas": [0.5, 0.999],
-                    "batch_size": 64},
-        "steps": 4000},
-    # DCGAN (Radford et al. 2016): their optimiser settings, narrower nets for a CPU.
-    "dcgan": {
-        "generator": ["DCGANGenerator", {"z_dim": 64, "image_shape": MNIST, "width": 32}],
-        "discriminator": ["DCGANDiscriminator", {"image_shape": MNIST, "width": 32}],
-        "trainer": {"loss": "non-saturating", "lr_g": 2e-4, "lr_d": 2e-4, "betas": [0.5, 0.999],
-                    "batch_size": 64},
-        "steps": 4000, "snapshots": 6},
-    # AC-GAN: z times a label embedding; D's class head learns from real images only.
-    "acgan": {
-        "generator": ["ACGANGenerator", {"z_dim": 64, "image_shape": MNIST, "width": 32,
-                                         "classes": 10}],
-        "discriminator": ["ACGANDiscriminator", {"image_shape": MNIST, "width": 32,
-                                                 "classes": 10}],
-        "trainer": {"loss": "non-saturating", "lr_g": 2e-4, "lr_d": 2e-4, "betas": [0.5, 0.999],
-                    "batch_size": 64},
-        "tricks": [["ACGANClassLoss", {"classes": 10, "d_on_fake": False}]],
-        "steps": 6000},
-    # WGAN-GP: the paper's lambda = 10, betas (0, 0.9) and 5 critic steps; a larger learning
-    # rate (1e-3, paper 1e-4) and smaller batches (32, paper 64) to learn within CPU minutes.
-    "wgan_gp": {
-        "generator": ["DCGANGenerator", {"z_dim": 64, "image_shape": MNIST, "width": 32}],
-        "discriminator": ["Critic", {"image_shape": MNIST, "width": 32, "norm": "none"}],
-        "trainer": {"loss": "wgan-gp", "lr_g": 1e-3, "lr_d": 1e-3, "betas": [0.0, 0.9],
-                    "batch_size": 32, "n_critic": 5},
-        "steps": 1500},
-    # WGAN with weight clipping: exactly the paper's settings (RMSprop 5e-5, clip 0.01, 5 critic
-    # steps, batch 64) and its batch-normed DCGAN critic.
-    "wgan_clip": {
-        "generator": ["DCGANGenerator", {"z_dim": 64, "image_shape": MNIST, "width": 32}],
-        "discriminator": ["Critic", {"image_shape": MNIST, "width": 32, "norm": "batch"}],
-        "trainer": {"loss": "wasserstein", "optimizer": "rmsprop", "lr_g": 5e-5, "lr_d": 5e-5,
-                    "batch_size": 64, "n_critic": 5},
-        "tricks": [["WeightClipping", {"clip": 0.01}]],
-        "steps": 1500},
-}
 EVALS = 20          # evaluations per run (plus one at the end)
 EVAL_SAMPLES = 1000  # generated images per evaluation, against the 1,000 held-out test digits
 
@@ -97,11 +51,6 @@ def _mnist(split: str):
     return load_images("mnist", split, profile="quick")
 
 
-def _build(spec, table):
-    kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in spec[1].items()}
-    return table[spec[0]](**kwargs)
-
-
 def train_run(name: str, run: dict, out: Path, *, steps: int | None = None, seed: int = 0,
               eval_samples: int = EVAL_SAMPLES, log=print) -> dict:
     """Train one run, evaluating ``EVALS`` times; write NAME.pt / NAME.json; return the record."""
@@ -110,16 +59,15 @@ def train_run(name: str, run: dict, out: Path, *, steps: int | None = None, seed
               **{k: v for k, v in run.items() if k != "steps"}, "steps": steps}
     advlab.seed_everything(seed)
     G = build_generator(config["generator"])
-    D = _build(config["discriminator"], DISCRIMINATORS)
-    tricks = [_build(t, TRICKS) for t in config.get("tricks", [])]
+    D = build_discriminator(config["discriminator"])
+    settings, tricks = trainer_settings(config)
     train_set, held_out = _mnist("train"), _mnist("test")
-    settings = {k: tuple(v) if isinstance(v, list) else v for k, v in config["trainer"].items()}
     trainer = GANTrainer(G, D, (to_signed(train_set.images), train_set.labels), tricks=tricks,
                          seed=seed, device="cpu", **settings)
     classifier, _ = course_model("target", profile="quick")
     classifier = classifier.cpu()
     real_features = metrics.classifier_features(classifier, held_out.images)
-    wasserstein = settings["loss"] in ("wasserstein", "wgan-gp")
+    wasserstein = settings["loss"] == "wasserstein"
     every = max(1, steps // EVALS)
     points = sorted({*range(every, steps + 1, every), steps})
     snap_points = set(points[::max(1, len(points) // run["snapshots"])][-run["snapshots"]:]) \

@@ -22,6 +22,7 @@ import torch
 
 PROFILES = ("quick", "full")
 DEVICES = ("cpu", "cuda", "mps")
+_DEFAULT_THREADS = torch.get_num_threads()
 SEED_STRIDE = 1_000_003  # a prime: the streams of two course seeds never share an offset grid
 
 
@@ -113,9 +114,11 @@ def versions() -> str:
 
 
 def threads(*, small_networks: bool = False) -> int:
-    """Set and return PyTorch's CPU thread count: ``ADVLAB_THREADS`` if set; else one thread for a
-    notebook of ``small_networks`` on the CPU (splitting tiny matrix products across threads costs
-    more than it saves: see ``benchmarks/bench_gan.py --threads``); else PyTorch's default."""
+    """Set and return PyTorch's CPU thread count: ``ADVLAB_THREADS`` if set; else one thread for
+    ``small_networks`` on the CPU (splitting tiny matrix products across threads costs more than
+    it saves: see ``benchmarks/bench_gan.py --threads``); else PyTorch's default for this process
+    (what it chose at import, e.g. from ``OMP_NUM_THREADS``), so a notebook can go back to all
+    cores for larger networks."""
     value = os.environ.get("ADVLAB_THREADS", "").strip()
     if value:
         if not value.isdigit() or int(value) < 1:
@@ -123,6 +126,8 @@ def threads(*, small_networks: bool = False) -> int:
         torch.set_num_threads(int(value))
     elif small_networks and device().type == "cpu":
         torch.set_num_threads(1)
+    else:
+        torch.set_num_threads(_DEFAULT_THREADS)
     return torch.get_num_threads()
 
 

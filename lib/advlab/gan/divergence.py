@@ -25,14 +25,19 @@ def fit_discriminator(D: nn.Module, real: Callable, fake: Callable, *, steps: in
     """Train ``D`` for ``steps`` Adam steps on ``loss.d_loss(D(real), D(fake))`` (+ ``penalty``).
 
     ``real`` and ``fake`` are samplers ``f(n, generator) -> (n, ...)`` (e.g. a frozen G's samples
-    or :func:`advlab.data.toy_curve`); ``penalty(D, real, fake)`` is added to the loss (e.g.
-    :func:`advlab.gan.losses.gradient_penalty`); ``callback(step, D)`` runs before each step and
-    once after the last (step = ``steps``). Returns the D loss of every step ``(steps,)``.
+    or :func:`advlab.data.toy_curve`); ``penalty(D, real, fake, generator=generator)`` is added
+    to the loss (e.g. :func:`advlab.gan.losses.gradient_penalty`, or a
+    ``functools.partial`` of it with another ``weight``), so every random number of the run
+    comes from ``generator``; ``callback(step, D)`` runs before each step and once after the
+    last (step = ``steps``). Returns the D loss of every step ``(steps,)``.
     """
     if not isinstance(D, nn.Module):
         raise TypeError(f"D must be a torch.nn.Module, got {type(D).__name__}")
     if not callable(real) or not callable(fake):
         raise TypeError("real and fake must be samplers f(n, generator)")
+    if penalty is not None and not callable(penalty):
+        raise TypeError(f"penalty must be callable(D, real, fake, generator=...), got "
+                        f"{type(penalty).__name__}")
     steps, batch_size = check_int(steps, "steps"), check_int(batch_size, "batch_size")
     lr = check_number(lr, "lr", low=0, strict=True)
     loss = get_loss(loss)
@@ -45,7 +50,7 @@ def fit_discriminator(D: nn.Module, real: Callable, fake: Callable, *, steps: in
         x_real, x_fake = real(batch_size, generator), fake(batch_size, generator)
         value = loss.d_loss(D(x_real), D(x_fake))
         if penalty is not None:
-            value = value + penalty(D, x_real, x_fake)
+            value = value + penalty(D, x_real, x_fake, generator=generator)
         opt.zero_grad()
         value.backward()
         opt.step()

@@ -17,8 +17,9 @@ fake). At D = 1/2 everywhere V = -log 4, so the discriminator loss is log 4 = 2 
   gradients exactly where the minimax loss saturates (Goodfellow et al. 2014, section 3).
 
 One-sided label smoothing (Salimans et al. 2016) is ``real_label < 1``: the real targets become
-e.g. 0.9 while fake targets stay 0. Add a loss with :func:`register_loss`; a loss that needs D
-itself (a gradient penalty) gives ``penalty(D, real, fake) -> scalar``, added to D's loss.
+e.g. 0.9 while fake targets stay 0. Add a loss with :func:`register_loss`. A term that needs D
+itself (the gradient penalty of WGAN-GP) is not a loss but a trick on the ``d_loss`` hook:
+:class:`advlab.gan.wgan.GradientPenalty` adds :func:`gradient_penalty` to D's loss.
 """
 
 from __future__ import annotations
@@ -29,34 +30,35 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from ..checks import check_number
+
 
 @dataclass(frozen=True)
 class GANLoss:
-    """A named pair of losses on logits; ``d(real, fake, real_label)`` and ``g(fake)``."""
+    """A named pair of losses on logits: ``d_loss(real_out, fake_out, real_label=1.0)`` for D
+    and ``g_loss(fake_out)`` for G."""
 
     name: str
-    d: Callable[[torch.Tensor, torch.Tensor, float], torch.Tensor]
-    g: Callable[[torch.Tensor], torch.Tensor]
-    penalty: Callable | None = None
+    d_loss: Callable[..., torch.Tensor]
+    g_loss: Callable[[torch.Tensor], torch.Tensor]
     smoothable: bool = True  # whether real_label (one-sided label smoothing) means anything
-
-    def d_loss(self, real_out: torch.Tensor, fake_out: torch.Tensor,
-               real_label: float = 1.0) -> torch.Tensor:
-        return self.d(real_out, fake_out, real_label)
-
-    def g_loss(self, fake_out: torch.Tensor) -> torch.Tensor:
-        return self.g(fake_out)
 
 
 LOSSES: dict[str, GANLoss] = {}
 
 
-def register_loss(name: str, d, g, *, penalty=None, smoothable: bool = True,
+def register_loss(name: str, d_loss, g_loss, *, smoothable: bool = True,
                   aliases=()) -> GANLoss:
-    """Add a loss to :data:`LOSSES` under ``name`` (and ``aliases``); return it."""
+    """Add a loss to :data:`LOSSES` under ``name`` (and ``aliases``); return it.
+
+    ``d_loss(real_out, fake_out, real_label)`` (the trainer always passes ``real_label``) and
+    ``g_loss(fake_out)`` take D's raw outputs and return scalars to minimise.
+    """
     if not isinstance(name, str) or not name:
         raise ValueError(f"name must be a non-empty string, got {name!r}")
-    loss = GANLoss(name, d, g, penalty, smoothable)
+    if not callable(d_loss) or not callable(g_loss):
+        raise TypeError("d_loss and g_loss must be callable")
+    loss = GANLoss(name, d_loss, g_loss, smoothable)
     for key in (name, *aliases):
         if key in LOSSES:
             raise ValueError(f"a GAN loss named {key!r} is already registered")
@@ -107,8 +109,9 @@ NON_SATURATING = register_loss("non-saturating", bce_d_loss, non_saturating_g_lo
 # The critic f is not a classifier: its outputs are unbounded scores, not logits of a probability.
 # For f in the 1-Lipschitz functions, E_x[f(x)] - E_z[f(G(z))] is (at its maximum) the
 # Wasserstein-1 distance between the data and G's distribution, so the critic minimises its
-# negative. The Lipschitz constraint comes from outside the loss: weight clipping after every
-# critic step (:class:`advlab.gan.wgan.WeightClipping`) or the gradient penalty below.
+# negative. The Lipschitz constraint comes from outside the loss, as a trick: weight clipping after
+# every critic step (:class:`advlab.gan.wgan.WeightClipping`) or the gradient penalty below added
+# to the critic's loss (:class:`advlab.gan.wgan.GradientPenalty`).
 
 
 def wasserstein_d_loss(real_out: torch.Tensor, fake_out: torch.Tensor,
@@ -126,17 +129,20 @@ GP_WEIGHT = 10.0  # lambda of Gulrajani et al. (2017), used for every experiment
 
 
 def gradient_penalty(D, real: torch.Tensor, fake: torch.Tensor, *, weight: float = GP_WEIGHT,
-                     eps: torch.Tensor | None = None) -> torch.Tensor:
+                     eps: torch.Tensor | None = None,
+                     generator: torch.Generator | None = None) -> torch.Tensor:
     """WGAN-GP's penalty: ``weight * E[(||grad_x f(x_hat)||_2 - 1)^2]`` at random interpolates.
 
-    x_hat = eps x + (1 - eps) G(z) with one eps ~ U[0, 1] per sample (drawn here unless given,
-    shape (N,)), and the norm is over each sample's flattened gradient. The graph is kept
-    (``create_graph=True``) so the penalty's own gradient reaches the critic's weights. A critic
-    with batch norm is refused: it mixes the samples of a batch, so a sample's "gradient" would
-    depend on the others and the penalty would constrain the wrong function.
+    x_hat = eps x + (1 - eps) G(z) with one eps ~ U[0, 1] per sample, shape (N,): given, or drawn
+    from ``generator`` (the global RNG when None). The norm is over each sample's flattened
+    gradient. The graph is kept (``create_graph=True``) so the penalty's own gradient reaches
+    the critic's weights. A critic with batch norm is refused: it mixes the samples of a batch,
+    so a sample's "gradient" would depend on the others and the penalty would constrain the
+    wrong function.
     """
     from .nets import has_batch_norm
 
+    weight = check_number(weight, "weight", low=0)
     if has_batch_norm(D):
         raise ValueError("D must not use batch norm with a gradient penalty (WGAN-GP): the "
                          "penalty is per sample and batch norm couples the samples; use "
@@ -146,7 +152,7 @@ def gradient_penalty(D, real: torch.Tensor, fake: torch.Tensor, *, weight: float
                          f"and {tuple(fake.shape)}")
     n = len(real)
     if eps is None:
-        eps = torch.rand(n, device=real.device, dtype=real.dtype)
+        eps = torch.rand(n, generator=generator, device=real.device, dtype=real.dtype)
     if eps.shape != (n,):
         raise ValueError(f"eps must have shape ({n},), got {tuple(eps.shape)}")
     eps = eps.view(n, *([1] * (real.dim() - 1)))
@@ -159,5 +165,3 @@ def gradient_penalty(D, real: torch.Tensor, fake: torch.Tensor, *, weight: float
 
 WASSERSTEIN = register_loss("wasserstein", wasserstein_d_loss, wasserstein_g_loss,
                             smoothable=False)
-WGAN_GP = register_loss("wgan-gp", wasserstein_d_loss, wasserstein_g_loss,
-                        penalty=gradient_penalty, smoothable=False)

@@ -1,5 +1,9 @@
 """The course's longer-trained generators, shipped inside the package: registry, writer, reader.
 
+:data:`RUNS` is the registry: each run's networks, trainer settings, tricks and steps, as plain
+data (``[class name, keyword arguments]`` pairs) that :func:`build_generator`,
+:func:`build_discriminator` and :func:`trainer_settings` turn into objects.
+
 ``make pretrained`` (``tools/pretrain_gans.py``) trains each image GAN of the course with a fixed
 config and seed and writes, per run NAME, into the package folder ``advlab/gan/weights/``
 (package data, so a ``pip install`` of advlab, e.g. on Colab, carries them):
@@ -10,7 +14,7 @@ config and seed and writes, per run NAME, into the package folder ``advlab/gan/w
 * ``NAME_snapshots.pt`` (optional): the generator at several steps, in float16.
 
 :func:`load_generator` rebuilds G from the config in the checkpoint, loads the weights and checks
-that the JSON beside it describes the same run. The files are found with :mod:`importlib.resources`,
+that the JSON beside it describes the same run; :func:`load_snapshots` reads the snapshots. The files are found with :mod:`importlib.resources`,
 so they load wherever the package is installed.
 """
 
@@ -23,11 +27,68 @@ from pathlib import Path
 
 from .. import checkpoints
 from ..data import load_images
-from ..models import MLPGenerator
-from .nets import ACGANGenerator, DCGANGenerator
+from ..models import MLPDiscriminator, MLPGenerator
+from .acgan import ACGANClassLoss
+from .nets import ACGANDiscriminator, ACGANGenerator, Critic, DCGANDiscriminator, DCGANGenerator
+from .wgan import GradientPenalty, WeightClipping
 
 GENERATORS = {"MLPGenerator": MLPGenerator, "DCGANGenerator": DCGANGenerator,
               "ACGANGenerator": ACGANGenerator}
+DISCRIMINATORS = {"MLPDiscriminator": MLPDiscriminator, "DCGANDiscriminator": DCGANDiscriminator,
+                  "ACGANDiscriminator": ACGANDiscriminator, "Critic": Critic}
+TRICKS = {"ACGANClassLoss": ACGANClassLoss, "WeightClipping": WeightClipping,
+          "GradientPenalty": GradientPenalty}
+# A run's "loss" names a registered GAN loss, or a recipe of a loss and tricks (the shipped
+# wgan_gp run records "wgan-gp": the Wasserstein loss with the gradient penalty, lambda = 10).
+RECIPES = {"wgan-gp": ("wasserstein", [["GradientPenalty", {"weight": 10.0}]])}
+MNIST = [1, 28, 28]
+
+RUNS = {
+    # The MNIST MLP GAN of notebook 08 (same nets and settings), trained twice as long, as the
+    # baseline for the convolutional ones.
+    "mlp_gan": {
+        "generator": ["MLPGenerator", {"z_dim": 64, "out_shape": MNIST, "hidden": [128, 256],
+                                       "tanh": True}],
+        "discriminator": ["MLPDiscriminator", {"in_shape": MNIST, "hidden": [256, 128],
+                                               "negative_slope": 0.2}],
+        "trainer": {"loss": "non-saturating", "lr_g": 1e-3, "lr_d": 1e-3, "betas": [0.5, 0.999],
+                    "batch_size": 64},
+        "steps": 4000},
+    # DCGAN (Radford et al. 2016): their optimiser settings, narrower nets for a CPU.
+    "dcgan": {
+        "generator": ["DCGANGenerator", {"z_dim": 64, "image_shape": MNIST, "width": 32}],
+        "discriminator": ["DCGANDiscriminator", {"image_shape": MNIST, "width": 32}],
+        "trainer": {"loss": "non-saturating", "lr_g": 2e-4, "lr_d": 2e-4, "betas": [0.5, 0.999],
+                    "batch_size": 64},
+        "steps": 4000, "snapshots": 6},
+    # AC-GAN: z times a label embedding; D's class head learns from real images only.
+    "acgan": {
+        "generator": ["ACGANGenerator", {"z_dim": 64, "image_shape": MNIST, "width": 32,
+                                         "classes": 10}],
+        "discriminator": ["ACGANDiscriminator", {"image_shape": MNIST, "width": 32,
+                                                 "classes": 10}],
+        "trainer": {"loss": "non-saturating", "lr_g": 2e-4, "lr_d": 2e-4, "betas": [0.5, 0.999],
+                    "batch_size": 64},
+        "tricks": [["ACGANClassLoss", {"classes": 10, "d_on_fake": False}]],
+        "steps": 6000},
+    # WGAN-GP: the paper's lambda = 10, betas (0, 0.9) and 5 critic steps; a larger learning
+    # rate (1e-3, paper 1e-4) and smaller batches (32, paper 64) to learn within CPU minutes.
+    "wgan_gp": {
+        "generator": ["DCGANGenerator", {"z_dim": 64, "image_shape": MNIST, "width": 32}],
+        "discriminator": ["Critic", {"image_shape": MNIST, "width": 32, "norm": "none"}],
+        "trainer": {"loss": "wgan-gp", "lr_g": 1e-3, "lr_d": 1e-3, "betas": [0.0, 0.9],
+                    "batch_size": 32, "n_critic": 5},
+        "steps": 1500},
+    # WGAN with weight clipping: exactly the paper's settings (RMSprop 5e-5, clip 0.01, 5 critic
+    # steps, batch 64) and its batch-normed DCGAN critic.
+    "wgan_clip": {
+        "generator": ["DCGANGenerator", {"z_dim": 64, "image_shape": MNIST, "width": 32}],
+        "discriminator": ["Critic", {"image_shape": MNIST, "width": 32, "norm": "batch"}],
+        "trainer": {"loss": "wasserstein", "optimizer": "rmsprop", "lr_g": 5e-5, "lr_d": 5e-5,
+                    "batch_size": 64, "n_critic": 5},
+        "tricks": [["WeightClipping", {"clip": 0.01}]],
+        "steps": 1500},
+}
 WEIGHTS = "weights"  # the package-data folder beside this module
 TRAINING_COURSE_SEED = 0  # the course seed whose quick MNIST split the shipped runs trained on
 
@@ -61,13 +122,38 @@ def _folder(folder):
     return Path(folder)
 
 
+def _build(spec, table: dict, what: str):
+    if not isinstance(spec, (list, tuple)) or len(spec) != 2 or spec[0] not in table:
+        raise ValueError(f"{what} spec must be [name, kwargs] with name in {sorted(table)}, "
+                         f"got {spec!r}")
+    kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in spec[1].items()}
+    return table[spec[0]](**kwargs)
+
+
 def build_generator(spec):
     """A fresh generator from ``[class name, keyword arguments]`` (lists become tuples)."""
-    if not isinstance(spec, (list, tuple)) or len(spec) != 2 or spec[0] not in GENERATORS:
-        raise ValueError(f"generator spec must be [name, kwargs] with name in "
-                         f"{sorted(GENERATORS)}, got {spec!r}")
-    kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in spec[1].items()}
-    return GENERATORS[spec[0]](**kwargs)
+    return _build(spec, GENERATORS, "generator")
+
+
+def build_discriminator(spec):
+    """A fresh discriminator or critic from ``[class name, keyword arguments]``."""
+    return _build(spec, DISCRIMINATORS, "discriminator")
+
+
+def trainer_settings(config: dict) -> tuple[dict, list]:
+    """:class:`~advlab.gan.GANTrainer` keyword arguments and trick objects of a run's config
+    (an entry of :data:`RUNS`), with a recipe name such as ``"wgan-gp"`` resolved."""
+    settings = {k: tuple(v) if isinstance(v, list) else v for k, v in config["trainer"].items()}
+    settings["loss"], recipe = RECIPES.get(settings["loss"], (settings["loss"], []))
+    tricks = [_build(t, TRICKS, "trick") for t in [*config.get("tricks", []), *recipe]]
+    return settings, tricks
+
+
+def _generator(spec, state: dict):
+    """A generator built from ``spec`` with the weights ``state`` (float16 read as float32)."""
+    G = build_generator(spec)
+    G.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
+    return G.eval()
 
 
 def write_run(folder, name: str, config: dict, state: dict, record: dict,
@@ -107,9 +193,24 @@ def load_generator(name: str, folder=None):
     if state["config"] != record["config"]:
         raise ValueError(f"{name}.pt and {name}.json describe different runs: retrain with "
                          "`make pretrained`")
-    G = build_generator(state["config"]["generator"])
-    G.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state["G"].items()})
-    return G.eval(), record
+    return _generator(state["config"]["generator"], state["G"]), record
+
+
+def load_snapshots(name: str, folder=None) -> list:
+    """``[(step, G in eval mode), ...]`` in step order: run ``name``'s generator at each step
+    saved in ``NAME_snapshots.pt`` (float16 on disk, float32 here), e.g. to choose a checkpoint
+    on held-out data. Raises when the run has no snapshots file."""
+    _check_name(name)
+    source = _folder(folder)
+    path = source.joinpath(f"{name}_snapshots.pt")
+    if not path.is_file():
+        raise FileNotFoundError(f"pretrained run {name!r} has no snapshots in {source}: "
+                                "`make pretrained` writes them for the runs that keep them")
+    with resources.as_file(path) as local:
+        snap = checkpoints.load(local)
+    spec = snap["config"]["generator"]
+    return [(int(step), _generator(spec, state))
+            for step, state in zip(snap["steps"], snap["G"], strict=True)]
 
 
 def shipped_split(split: str = "test"):

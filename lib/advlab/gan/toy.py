@@ -1,9 +1,9 @@
 """2-D toy GAN runs for ablations: one cached run per (fixes, mixture, seed), many in parallel.
 
-    record = toy_run(Tricks(instance_noise=True), "grid", seed=0, steps=3000, lr=2e-3)
-    records = toy_runs([(Tricks(), "ring", s, 1500, {"lr": 4e-3}) for s in range(3)])
+    record = toy_run(TrickSet(instance_noise=True), "grid", seed=0, steps=3000, lr=2e-3)
+    records = toy_runs([(TrickSet(), "ring", s, 1500, {"lr": 4e-3}) for s in range(3)])
 
-A run trains :class:`~advlab.gan.tricks.Tricks`-built MLPs with :class:`~advlab.gan.GANTrainer`
+A run trains :class:`~advlab.gan.tricks.TrickSet`-built MLPs with :class:`~advlab.gan.GANTrainer`
 on :func:`advlab.data.toy_2d` and returns generator samples for
 :func:`advlab.metrics.mode_coverage` (this module stays below ``metrics`` in the layering). Both
 learning rates decay linearly to zero over the last ``1 - decay_from`` of training (the trainer's
@@ -31,7 +31,7 @@ from .. import checkpoints
 from ..checks import check_int
 from ..data import TOY_2D, toy_2d
 from .train import GANTrainer, linear_decay
-from .tricks import Tricks
+from .tricks import TrickSet
 
 CODE = ("advlab.gan", "advlab.models", "advlab.data", "advlab.checks")  # what a record depends on
 
@@ -42,8 +42,8 @@ def _sampler(dataset: str, n: int, generator: torch.Generator) -> torch.Tensor:
 
 def _config(tricks, dataset, seed, steps, hidden=(64, 64, 64), batch_size=128, lr=2e-3,
             betas=(0.5, 0.999), z_dim=2, decay_from=0.5, n_samples=2500) -> dict:
-    if not isinstance(tricks, Tricks):
-        raise TypeError(f"tricks must be an advlab.gan.tricks.Tricks, got {type(tricks).__name__}")
+    if not isinstance(tricks, TrickSet):
+        raise TypeError(f"tricks must be an advlab.gan.tricks.TrickSet, got {type(tricks).__name__}")
     if dataset not in TOY_2D:
         raise ValueError(f"dataset must be one of {TOY_2D}, got {dataset!r}")
     check_int(steps, "steps")
@@ -55,7 +55,7 @@ def _config(tricks, dataset, seed, steps, hidden=(64, 64, 64), batch_size=128, l
             "tricks": tricks.config()}
 
 
-def toy_run(tricks: Tricks, dataset: str, seed: int, steps: int, *, cache: bool = True,
+def toy_run(tricks: TrickSet, dataset: str, seed: int, steps: int, *, cache: bool = True,
             **settings) -> dict:
     """Train (or load) one run; return ``{"samples", "G", "config", "seconds", "hit", ...}``.
 
@@ -103,12 +103,12 @@ def toy_runs(jobs, *, workers: int | None = None, **settings) -> list[dict]:
 
     ``settings`` go to every run; a job's own ``job_settings`` dict (e.g. ``{"lr": 4e-3}``)
     overrides them. Cached runs load here; the others train in ``workers`` processes (default:
-    one per CPU core, at most 2, or ``ADVLAB_WORKERS``), longest first; ``workers=1`` trains in
+    one per CPU core, at most 8, or ``ADVLAB_WORKERS``), longest first; ``workers=1`` trains in
     this process.
     """
     if workers is None:
         env = os.environ.get("ADVLAB_WORKERS", "").strip()
-        workers = int(env) if env.isdigit() else min(2, os.cpu_count() or 1)
+        workers = int(env) if env.isdigit() else min(8, os.cpu_count() or 1)
     check_int(workers, "workers")
     tasks = []
     for job in jobs:

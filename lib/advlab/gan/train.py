@@ -90,11 +90,12 @@ class GANTrainer:
     ``loss``: a name in :data:`advlab.gan.losses.LOSSES` or a ``GANLoss``; ``real_label < 1``
     is one-sided label smoothing. Separate optimisers (``"adam"`` with ``betas``, fused where
     the device allows, or ``"rmsprop"``) with learning rates ``lr_g`` and ``lr_d``; ``n_critic``
-    D steps per G step; ``tricks``: objects with hooks (:mod:`advlab.gan.tricks`);
+    D steps per G step; ``tricks``: objects with hooks (:mod:`advlab.gan.tricks`; penalties
+    and constraints such as :class:`advlab.gan.wgan.GradientPenalty` are tricks too);
     ``lr_schedule(step, steps) -> factor``: both learning rates become ``lr * factor`` after
-    each step of a run of ``steps`` (e.g. :func:`linear_decay`). All
-    randomness of the loop (real batches, z, tricks) comes from ``self.generator``, seeded by
-    ``seed``.
+    each step of a run of ``steps`` (e.g. :func:`linear_decay`). All randomness of the loop
+    (real batches, z, the tricks' noise and interpolates) comes from ``self.generator``, seeded
+    by ``seed``.
     """
 
     def __init__(self, G: nn.Module, D: nn.Module, data, *, loss="non-saturating",
@@ -210,9 +211,8 @@ class GANTrainer:
             ctx.d_real = self._d(ctx.real, ctx)
             ctx.fake = fake = self._generate(ctx, k == self.n_critic - 1)  # 2. generate fake
             ctx.d_fake = self._d(fake.detach(), ctx)                  # 3. D on fake
-            d_loss = loss.d(_adversarial(ctx.d_real), _adversarial(ctx.d_fake), self.real_label)
-            if loss.penalty is not None:
-                d_loss = d_loss + loss.penalty(self.D, ctx.real, fake.detach())
+            d_loss = loss.d_loss(_adversarial(ctx.d_real), _adversarial(ctx.d_fake),
+                                 self.real_label)
             for hook in hooks["d_loss"]:
                 d_loss = hook(d_loss, ctx)
             ctx.d_loss = d_loss
@@ -222,7 +222,7 @@ class GANTrainer:
             for hook in hooks["after_d_step"]:
                 hook(ctx)
         ctx.d_fake_g = self._d(fake, ctx)                             # 4. G to fool D
-        g_loss = loss.g(_adversarial(ctx.d_fake_g))
+        g_loss = loss.g_loss(_adversarial(ctx.d_fake_g))
         for hook in hooks["g_loss"]:
             g_loss = hook(g_loss, ctx)
         ctx.g_loss = g_loss

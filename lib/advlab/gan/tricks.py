@@ -9,13 +9,13 @@ plugs in here instead of into a copy of the loop. Per training step the trainer 
         out_r = D(d_inputs(real, ctx))         -> ctx.d_real   (D on real)
         z = latent(z, ctx); fake = G(z)        -> ctx.z, ctx.fake (generate fake)
         out_f = D(d_inputs(fake.detach(), ctx)) -> ctx.d_fake  (D on fake)
-        loss = d_loss(loss.d(out_r, out_f), ctx) ; D's optimiser step
+        loss = d_loss(loss.d_loss(out_r, out_f, real_label), ctx) ; D's optimiser step
         after_d_step(ctx)
     out_g = D(d_inputs(fake, ctx))             -> ctx.d_fake_g (the same fake batch, new D)
-    loss = g_loss(loss.g(out_g), ctx) ; G's optimiser step (D's weights are not touched)
+    loss = g_loss(loss.g_loss(out_g), ctx) ; G's optimiser step (D's weights are not touched)
     after_g_step(ctx)
 
-Hooks return the (possibly changed) value they were given. How the planned tricks map on them:
+Hooks return the (possibly changed) value they were given. How the course's tricks map on them:
 
 ============================  ===========================================================
 feature matching              :class:`FeatureMatching`, ``g_loss``:
@@ -29,9 +29,12 @@ virtual batch norm            a layer with a fixed reference batch in G (:mod:`.
                               no hook: every forward pass re-runs the reference batch)
 instance noise                :class:`InstanceNoise`, ``d_inputs``: x + sigma(step) * noise
 packing                       ``MLPDiscriminator(pack=m)`` (no hook)
-weight clipping (WGAN)        ``after_d_step``: clamp D's weights
-gradient penalty (WGAN-GP)    ``d_loss`` (or the loss's ``penalty``)
-AC-GAN class loss             ``latent`` returns (z, labels) for a conditional G; D returns
+weight clipping (WGAN)        :class:`~advlab.gan.wgan.WeightClipping`, ``after_d_step``:
+                              clamp D's weights
+gradient penalty (WGAN-GP)    :class:`~advlab.gan.wgan.GradientPenalty`, ``d_loss``: add
+                              the penalty at interpolates of ``ctx.real`` and ``ctx.fake``
+AC-GAN class loss             :class:`~advlab.gan.acgan.ACGANClassLoss`: ``latent``
+                              returns (z, labels) for a conditional G; D returns
                               (adversarial logits, class logits); ``d_loss`` / ``g_loss`` add
                               cross-entropy on ``ctx.d_real[1]``, ``ctx.d_fake[1]``, ...
 ============================  ===========================================================
@@ -40,10 +43,10 @@ A trick with state that must survive a resume (running averages, a reference bat
 from ``state_dict`` (tensors, numbers, lists, dicts) and takes it back in ``load_state_dict``.
 Draw random numbers from ``ctx.generator`` so a resumed run repeats them exactly.
 
-:class:`Tricks` is the switchboard: one frozen dataclass of on / off flags (and each fix's
-settings) that builds the generator, the discriminator, the hook objects and the trainer's
-options, so a notebook cell or a widget turns a fix on without another loop. ``Tricks()`` (all
-off) builds exactly the vanilla GAN.
+:class:`TrickSet` is the switchboard of the improved-training fixes: one frozen dataclass of
+on / off flags (and each fix's settings) that builds the generator, the discriminator, the hook
+objects and the trainer's options, so a notebook cell or a widget turns a fix on without another
+loop. ``TrickSet()`` (all off) builds exactly the vanilla GAN.
 """
 
 from __future__ import annotations
@@ -234,8 +237,8 @@ FIXES = ("feature_matching", "minibatch_discrimination", "historical_averaging",
 
 
 @dataclass(frozen=True)
-class Tricks:
-    """Which fixes are on, and their settings. ``Tricks()`` is the vanilla GAN.
+class TrickSet:
+    """Which fixes are on, and their settings. ``TrickSet()`` is the vanilla GAN.
 
     Switches: ``feature_matching``, ``minibatch_discrimination``, ``historical_averaging``,
     ``label_smoothing`` (real targets ``real_label``, fakes stay 0), ``virtual_batch_norm`` (in
