@@ -21,7 +21,8 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-# Run every notebook (executed copies + runs.json in build/executed/), then build the course site
+# Run every notebook (executed copies + runs.json in build/executed/; on 2+ cores Part I and Part II
+# side by side after notebook 00, see tools/course.py), then build the course site
 # into build/site/ (open build/site/index.html); the site is built even when a notebook failed,
 # to show where, and then the target fails.
 course: install
@@ -52,11 +53,12 @@ browser: install
 wheel: install
 	$(PY) -m pytest tests/test_wheel.py -q -rs
 
-# The committed outputs come from course seed 0; the run trains into a temporary data folder.
+# nbval (--nbval-lax) over every notebook: the committed outputs come from course seed 0; the run
+# trains into a temporary data folder; Part I and Part II run side by side (tools/course.py).
 notebooks: install
 	@data=$$(mktemp -d); \
-	ADVLAB_SEED=0 ADVLAB_DATA=$$data $(PY) -m pytest --nbval-lax --nbval-current-env \
-		--nbval-cell-timeout=$(CELL_TIMEOUT) notebooks -q; rc=$$?; rm -rf $$data; exit $$rc
+	ADVLAB_SEED=0 ADVLAB_DATA=$$data $(PY) tools/course.py nbval --timeout $(CELL_TIMEOUT); \
+		rc=$$?; rm -rf $$data; exit $$rc
 
 lab: install
 	$(VENV)/bin/jupyter lab notebooks $(if $(filter 0,$(shell id -u)),--allow-root,)

@@ -195,6 +195,30 @@ def test_apply_patch_lands_fully_inside_at_every_position():
     assert bool(((rand == 0.5).flatten(1).sum(1) == 2 * h * w).all())  # never cut by a border
 
 
+def test_apply_patch_gradient_is_the_same_on_every_run(one_thread):
+    """The patch gradient sums over images with matrix products: bit-identical run to run, at
+    any thread count, and equal to the per-image sum of the output gradient under the patch."""
+    g = torch.Generator().manual_seed(0)
+    x, patch = torch.rand(256, 1, 28, 28, generator=g), torch.rand(1, 12, 12, generator=g)
+    weight = torch.randn(256, 1, 28, 28, generator=g)
+    corners = attacks.random_positions(256, (28, 28), (12, 12), g)
+    before = torch.get_num_threads()
+    grads = []
+    try:
+        for threads in (2, 2, 2, 1):
+            torch.set_num_threads(threads)
+            p = patch.clone().requires_grad_(True)
+            (attacks.apply_patch(x, p, positions=corners) * weight).sum().backward()
+            grads.append(p.grad)
+    finally:
+        torch.set_num_threads(before)
+    assert all(torch.equal(grads[0], other) for other in grads[1:3])
+    reference = torch.zeros(1, 12, 12, dtype=torch.float64)
+    for i, (t, left) in enumerate(corners.tolist()):
+        reference += weight[i, :, t:t + 12, left:left + 12].double()
+    torch.testing.assert_close(grads[3].double(), reference, rtol=1e-5, atol=1e-4)
+
+
 def test_apply_patch_fixed_position_for_every_image():
     x = torch.zeros(3, 1, 6, 6)
     out = attacks.apply_patch(x, torch.ones(1, 2, 2), positions=(4, 0))

@@ -114,3 +114,37 @@ def test_refresh_drops_per_cell_timing():
     nb.cells[0].metadata["tags"] = ["keep"]
     out = course.without_timing(nb)
     assert "execution" not in out.cells[0].metadata and out.cells[0].metadata["tags"] == ["keep"]
+
+
+def test_lanes_run_00_first_then_part_one_beside_part_two():
+    paths = course.notebook_paths()
+    first, second = course.stages(paths, 2)
+    assert [p.name[:2] for lane in first for p in lane] == ["00"]
+    part_one, part_two = second
+    assert [p.name[:2] for p in part_one] == [f"{i:02d}" for i in range(1, 8)]
+    assert [p.name[:2] for p in part_two] == [f"{i:02d}" for i in range(8, 15)]
+    assert course.stages(paths, 1) == [[paths]]
+    only_gan = course.stages(course.notebook_paths(["10", "12"]), 2)
+    assert only_gan == [[[], course.notebook_paths(["10", "12"])]]
+
+
+def test_part_two_lane_runs_on_one_thread_unless_told_otherwise(monkeypatch):
+    for name in ("ADVLAB_THREADS", "ADVLAB_WORKERS", "OMP_WAIT_POLICY"):
+        monkeypatch.delenv(name, raising=False)
+    part_one, part_two = course.stages(course.notebook_paths(), 2)[1]
+    one, two = course.lane_env(part_one), course.lane_env(part_two)
+    assert "ADVLAB_THREADS" not in one and one["OMP_WAIT_POLICY"] == "PASSIVE"
+    assert two["ADVLAB_THREADS"] == "1" and two["ADVLAB_WORKERS"] == "1"
+    monkeypatch.setenv("ADVLAB_THREADS", "4")
+    assert course.lane_env(part_two)["ADVLAB_THREADS"] == "4"
+
+
+def test_lanes_default_to_two_only_for_the_quick_profile_on_two_cores(monkeypatch):
+    monkeypatch.setattr(course.os, "cpu_count", lambda: 2)
+    monkeypatch.delenv("ADVLAB_PROFILE", raising=False)
+    assert course.default_lanes() == 2
+    monkeypatch.setenv("ADVLAB_PROFILE", "full")
+    assert course.default_lanes() == 1
+    monkeypatch.delenv("ADVLAB_PROFILE")
+    monkeypatch.setattr(course.os, "cpu_count", lambda: 1)
+    assert course.default_lanes() == 1

@@ -2,7 +2,16 @@
 
     python tools/course.py run --save build/executed   # what `make course` does (then tools/site.py)
     python tools/course.py run --inplace         # refresh the committed outputs
+    python tools/course.py nbval                 # every notebook under nbval (`make notebooks`)
     python tools/course.py badges                # rewrite the Colab / Binder badges
+
+``run`` and ``nbval`` use two **lanes** on a machine with two or more cores (quick profile):
+notebook 00 first, alone (it trains the target CNN the others load), then Part I (01-07) and
+Part II (08-14) side by side. Part I keeps PyTorch's default threads; Part II, whose networks are
+small, runs on one thread (``ADVLAB_THREADS=1``, ``ADVLAB_WORKERS=1``), the thread count its
+notebooks choose anyway, so every notebook prints the numbers a run on its own prints. OpenMP
+threads wait passively (``OMP_WAIT_POLICY=PASSIVE``) so that the lanes share the cores instead
+of spinning against each other. ``--lanes 1`` runs everything in order in one process.
 """
 
 from __future__ import annotations
@@ -11,7 +20,9 @@ import argparse
 import json
 import os
 import re
+import subprocess
 import sys
+import tempfile
 import time
 import tomllib
 from datetime import UTC, datetime
@@ -23,6 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
 BADGE_START = "<!-- badges -->"
 BADGE_END = "<!-- /badges -->"
+PART_TWO = "08"  # the GAN notebooks: small networks, and only 00's target CNN from Part I
 
 
 def repository() -> tuple[str, str]:
@@ -50,6 +62,50 @@ def notebook_paths(only: list[str] | None = None) -> list[Path]:
     """The course notebooks in order; with ``only``, those whose name contains one of its items."""
     paths = sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
     return [p for p in paths if not only or any(o in p.name for o in only)]
+
+
+def default_lanes() -> int:
+    """Two lanes on a machine with two or more cores in the quick profile, else one."""
+    quick = (os.environ.get("ADVLAB_PROFILE", "").strip().lower() or "quick") == "quick"
+    return 2 if quick and (os.cpu_count() or 1) >= 2 else 1
+
+
+def stages(paths: list[Path], lanes: int) -> list[list[list[Path]]]:
+    """The notebooks as stages run one after the other, each a list of lanes run side by side."""
+    if lanes == 1:
+        return [[paths]] if paths else []
+    first = [p for p in paths if p.name < "01"]
+    part_one = [p for p in paths if "01" <= p.name < PART_TWO]
+    part_two = [p for p in paths if p.name >= PART_TWO]
+    return [lanes for lanes in ([first], [part_one, part_two]) if any(lanes)]
+
+
+def lane_env(lane: list[Path]) -> dict:
+    """The environment of one lane (kernels inherit it); what the caller set is kept."""
+    env = dict(os.environ)
+    env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    if lane and lane[0].name >= PART_TWO:
+        env.setdefault("ADVLAB_THREADS", "1")
+        env.setdefault("ADVLAB_WORKERS", "1")
+    return env
+
+
+def run_lanes(stage: list[list[Path]], command) -> list[tuple[list[Path], int, str]]:
+    """Start ``command(lane, out_file)`` for every non-empty lane of ``stage`` side by side, each
+    with :func:`lane_env`; return ``(lane, exit status, output)`` once all have finished."""
+    running = []
+    for lane in (lane for lane in stage if lane):
+        out = tempfile.TemporaryFile(mode="w+")
+        proc = subprocess.Popen(command(lane), cwd=ROOT, env=lane_env(lane), stdout=out,
+                                stderr=subprocess.STDOUT, text=True)
+        running.append((lane, proc, out))
+    done = []
+    for lane, proc, out in running:
+        code = proc.wait()
+        out.seek(0)
+        done.append((lane, code, out.read()))
+        out.close()
+    return done
 
 
 def sync_badges() -> int:
@@ -124,11 +180,8 @@ def failure(nb, error: str) -> str:
     return error
 
 
-def run(save_dir: str | None, inplace: bool, timeout: int, only: list[str]) -> int:
-    paths = notebook_paths(only)
+def run_sequential(paths: list[Path], save_dir: str | None, inplace: bool, timeout: int):
     rows = []
-    if save_dir:
-        Path(save_dir).mkdir(parents=True, exist_ok=True)
     for path in paths:
         nb, secs, error = execute(path, timeout)
         rows.append((path.stem, secs, None if error is None else failure(nb, error)))
@@ -137,13 +190,62 @@ def run(save_dir: str | None, inplace: bool, timeout: int, only: list[str]) -> i
             nbformat.write(without_timing(nb), path)
         if save_dir:  # failed ones too: the site shows where they stopped
             nbformat.write(nb, Path(save_dir) / path.name)
+    return rows
+
+
+def run(save_dir: str | None, inplace: bool, timeout: int, only: list[str], lanes: int = 1,
+        report: str | None = None) -> int:
+    paths = notebook_paths(only)
+    if save_dir:
+        Path(save_dir).mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    rows = []
+    for stage in stages(paths, lanes):
+        if len([lane for lane in stage if lane]) == 1:
+            rows += run_sequential(next(lane for lane in stage if lane), save_dir, inplace, timeout)
+            continue
+        with tempfile.TemporaryDirectory() as tmp:
+            def command(lane, tmp=tmp):
+                out = Path(tmp) / f"{lane[0].stem}.json"
+                return [sys.executable, __file__, "run", "--lanes", "1", "--timeout", str(timeout),
+                        "--report", str(out), *(["--save", save_dir] if save_dir else []),
+                        *(["--inplace"] if inplace else []), *[p.stem for p in lane]]
+            for lane, code, output in run_lanes(stage, command):
+                print(output, end="", flush=True)
+                out = Path(tmp) / f"{lane[0].stem}.json"
+                lane_rows = [tuple(r) for r in json.loads(out.read_text())] if out.is_file() else []
+                if code and not lane_rows:
+                    lane_rows = [(p.stem, 0.0, f"lane stopped (exit status {code})") for p in lane]
+                rows += lane_rows
+    if report:  # a lane of a parent run: hand the rows back, the parent prints and saves them
+        Path(report).write_text(json.dumps(rows))
+        return 1 if any(err is not None for _, _, err in rows) else 0
     print(f"\n{'notebook':40s} {'seconds':>9s}  status")
     for name, secs, error in rows:
         print(f"{name:40s} {secs:9.1f}  {'ok' if error is None else 'FAILED: ' + error}")
     print(f"{'total':40s} {sum(r[1] for r in rows):9.1f}")
+    print(f"{'wall time':40s} {time.perf_counter() - start:9.1f}  ({lanes} lane(s))")
     if save_dir:
         print(f"executed copies and {save_runs(rows, Path(save_dir))} saved")
     return 1 if any(err is not None for _, _, err in rows) else 0
+
+
+def nbval(timeout: int, only: list[str], lanes: int) -> int:
+    """Every notebook under nbval (``--nbval-lax``: cells marked ``# NBVAL_CHECK_OUTPUT`` are
+    compared with their committed output, every other cell must run without error), in lanes."""
+    status = 0
+    start = time.perf_counter()
+    for stage in stages(notebook_paths(only), lanes):
+        def command(lane):
+            return [sys.executable, "-m", "pytest", "--nbval-lax", "--nbval-current-env",
+                    f"--nbval-cell-timeout={timeout}", "-q", "-p", "no:cacheprovider",
+                    *[str(p.relative_to(ROOT)) for p in lane]]
+        for lane, code, output in run_lanes(stage, command):
+            print(f"--- nbval: {lane[0].stem} .. {lane[-1].stem} (exit status {code})")
+            print(output, end="", flush=True)
+            status = status or code
+    print(f"nbval: {time.perf_counter() - start:.0f} s wall time, {lanes} lane(s)")
+    return status
 
 
 def main(argv=None) -> int:
@@ -153,13 +255,20 @@ def main(argv=None) -> int:
     r.add_argument("--save", metavar="DIR", help="save the executed copies and runs.json "
                    "(seconds, status) into DIR, for tools/site.py (make course: build/executed)")
     r.add_argument("--inplace", action="store_true", help="write fresh outputs into notebooks/")
-    r.add_argument("--timeout", type=int, default=600, help="seconds per cell")
-    r.add_argument("only", nargs="*", help="run only notebooks whose name contains one of these")
+    r.add_argument("--report", help=argparse.SUPPRESS)
+    v = sub.add_parser("nbval", help="check every notebook with pytest --nbval-lax")
+    for p in (r, v):
+        p.add_argument("--timeout", type=int, default=600, help="seconds per cell")
+        p.add_argument("--lanes", type=int, choices=(1, 2), default=default_lanes(),
+                       help="2: Part I beside Part II after 00 (default on 2+ cores, quick)")
+        p.add_argument("only", nargs="*", help="run only notebooks whose name contains one of these")
     sub.add_parser("badges", help="rewrite the Colab / Binder badges in every notebook")
     args = parser.parse_args(argv)
     if args.cmd == "badges":
         return sync_badges()
-    return run(args.save, args.inplace, args.timeout, args.only)
+    if args.cmd == "nbval":
+        return nbval(args.timeout, args.only, args.lanes)
+    return run(args.save, args.inplace, args.timeout, args.only, args.lanes, args.report)
 
 
 if __name__ == "__main__":

@@ -299,8 +299,11 @@ def apply_patch(images, patch, *, positions=None, generator=None) -> torch.Tenso
     """Paste ``patch`` ``(C, h, w)`` into each image, fully inside, differentiable in the patch.
 
     ``positions``: ``(top, left)`` for every image, or an ``(N, 2)`` tensor of corners; default
-    uniformly random per image (from ``generator``). Vectorised: a gather builds the pasted
-    canvas and a mask selects it, so gradients flow to the patch pixels.
+    uniformly random per image (from ``generator``). Vectorised with one-hot placement matrices:
+    image row r shows patch row r - top (R, ``(N, H, h)``) and likewise for columns (C), so the
+    canvas is ``R @ patch @ C^T`` (exact: one nonzero term per pixel) and a mask selects it. The
+    patch's gradient is then a sum of matrix products, the same bits on every run, where a
+    scatter-add (the backward of an index gather) would sum in thread order.
     """
     check_images(images)
     _check_patch(patch, images)
@@ -310,13 +313,18 @@ def apply_patch(images, patch, *, positions=None, generator=None) -> torch.Tenso
         positions = random_positions(n, (H, W), (h, w), generator)
     else:
         positions = _fixed_positions(positions, n, (H, W), (h, w)).expand(n, 2)
-    positions = positions.to(images.device)
-    top, left = positions[:, :1], positions[:, 1:]
-    rows = torch.arange(H, device=images.device) - top  # (n, H): row inside the patch
-    cols = torch.arange(W, device=images.device) - left  # (n, W)
-    inside = ((rows >= 0) & (rows < h))[:, :, None] & ((cols >= 0) & (cols < w))[:, None, :]
-    canvas = patch.to(images.device)[:, rows.clamp(0, h - 1)[:, :, None], cols.clamp(0, w - 1)[:, None, :]]
-    return torch.where(inside[:, None], canvas.transpose(0, 1), images)
+    dev = images.device
+    positions = positions.to(dev)
+    patch = patch.to(dev, images.dtype)
+
+    def placement(size, offset, length):  # (n, size, length): 1 where image index - offset = k
+        shifted = torch.arange(size, device=dev)[None, :, None] - offset[:, None, None]
+        return (shifted == torch.arange(length, device=dev)[None, None, :]).to(images.dtype)
+
+    rows, cols = placement(H, positions[:, 0], h), placement(W, positions[:, 1], w)
+    canvas = rows[:, None] @ patch[None] @ cols[:, None].transpose(-1, -2)   # (n, C, H, W)
+    inside = (rows.sum(2)[:, :, None] * cols.sum(2)[:, None, :]) > 0      # (n, H, W)
+    return torch.where(inside[:, None], canvas, images)
 
 
 def train_patch(model, images, target: int, *, size, steps: int, batch_size: int = 64,
