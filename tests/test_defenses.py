@@ -218,6 +218,25 @@ def test_mc_dropout_varies_restores_flags_and_is_repeatable():
         defenses.mc_dropout_predict(_tiny(), x, samples=4)
 
 
+def test_mc_dropout_module_is_the_mean_prediction_and_keeps_flags():
+    model = _tiny(dropout=0.5).eval()
+    x = torch.rand(6, 1, 4, 4)
+    wrapper = defenses.MCDropout(model, samples=8).eval()
+    torch.manual_seed(3)
+    with torch.no_grad():
+        probs = F.softmax(wrapper(x), -1)
+    reference = defenses.mc_dropout_predict(model, x, samples=8, seed=3).probs
+    torch.testing.assert_close(probs, reference, rtol=1e-5, atol=1e-6)
+    assert not any(m.training for m in model.modules())
+    x.requires_grad_(True)
+    wrapper(x)[:, 0].sum().backward()  # differentiable through every mask: an attack can use it
+    assert x.grad is not None and x.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="dropout"):
+        defenses.MCDropout(_tiny(), samples=4)
+    with pytest.raises(ValueError, match="samples"):
+        defenses.MCDropout(model, samples=0)
+
+
 def test_ensemble_of_copies_has_no_mutual_information_and_module_matches():
     model = _tiny()
     x = torch.rand(10, 1, 4, 4)

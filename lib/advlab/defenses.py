@@ -261,6 +261,35 @@ def mc_dropout_predict(model: nn.Module, images: torch.Tensor, *, samples: int, 
     return uncertainty(probs)
 
 
+class MCDropout(nn.Module):
+    """MC dropout as one model, for attacks that average over the masks (EOT, Athalye et al. 2018).
+
+    ``forward`` returns ``log mean_s softmax(model(x))`` over ``samples`` passes with the dropout
+    layers on, whatever mode the wrapper is in (the attacks switch to eval mode; batch norm stays
+    in eval mode here too). Its softmax is the prediction :func:`mc_dropout_predict` scores, so a
+    margin attack on it makes that averaged prediction confident. The masks come from the global
+    random state (seed it first for a repeatable run).
+    """
+
+    def __init__(self, model: nn.Module, samples: int):
+        super().__init__()
+        if not any(_is_dropout(m) and m.p > 0 for m in model.modules()):
+            raise ValueError("model has no dropout layer with p > 0: MC dropout needs one")
+        self.model, self.samples = model, check_int(samples, "samples")
+
+    def forward(self, x):
+        dropouts = [m for m in self.model.modules() if _is_dropout(m)]
+        flags = [m.training for m in dropouts]
+        try:
+            for m in dropouts:
+                m.train()
+            logp = torch.stack([F.log_softmax(self.model(x), -1) for _ in range(self.samples)])
+        finally:
+            for m, flag in zip(dropouts, flags, strict=True):
+                m.train(flag)
+        return torch.logsumexp(logp, 0) - math.log(self.samples)
+
+
 class Ensemble(nn.Module):
     """A deep ensemble as one model (Lakshminarayanan et al. 2017).
 
