@@ -77,7 +77,7 @@ def stages(paths: list[Path], lanes: int) -> list[list[list[Path]]]:
     first = [p for p in paths if p.name < "01"]
     part_one = [p for p in paths if "01" <= p.name < PART_TWO]
     part_two = [p for p in paths if p.name >= PART_TWO]
-    return [lanes for lanes in ([first], [part_one, part_two]) if any(lanes)]
+    return [stage for stage in ([first], [part_one, part_two]) if any(stage)]
 
 
 def lane_env(lane: list[Path]) -> dict:
@@ -91,7 +91,7 @@ def lane_env(lane: list[Path]) -> dict:
 
 
 def run_lanes(stage: list[list[Path]], command) -> list[tuple[list[Path], int, str]]:
-    """Start ``command(lane, out_file)`` for every non-empty lane of ``stage`` side by side, each
+    """Start the process ``command(lane)`` for every non-empty lane of ``stage`` side by side, each
     with :func:`lane_env`; return ``(lane, exit status, output)`` once all have finished."""
     running = []
     for lane in (lane for lane in stage if lane):

@@ -20,6 +20,7 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Callable, Sequence
+from contextlib import contextmanager
 from typing import NamedTuple
 
 import torch
@@ -235,6 +236,27 @@ def _is_dropout(module: nn.Module) -> bool:
     return isinstance(module, nn.modules.dropout._DropoutNd)
 
 
+def _dropouts(model: nn.Module) -> list[nn.Module]:
+    """The dropout layers of ``model``; a ValueError when none has p > 0 (MC dropout needs one)."""
+    dropouts = [m for m in model.modules() if _is_dropout(m)]
+    if not any(m.p > 0 for m in dropouts):
+        raise ValueError("model has no dropout layer with p > 0: MC dropout needs one")
+    return dropouts
+
+
+@contextmanager
+def _dropout_on(dropouts: list[nn.Module]):
+    """Dropout layers in training mode inside the block (nothing else changes), flags restored."""
+    flags = [m.training for m in dropouts]
+    try:
+        for m in dropouts:
+            m.train()
+        yield
+    finally:
+        for m, flag in zip(dropouts, flags, strict=True):
+            m.train(flag)
+
+
 @torch.no_grad()
 def mc_dropout_predict(model: nn.Module, images: torch.Tensor, *, samples: int, seed: int = 0,
                        batch_size: int = 1000) -> Uncertainty:
@@ -246,14 +268,11 @@ def mc_dropout_predict(model: nn.Module, images: torch.Tensor, *, samples: int, 
     """
     samples = check_int(samples, "samples")
     check_images(images)
-    dropouts = [m for m in model.modules() if _is_dropout(m)]
-    if not dropouts or all(m.p == 0 for m in dropouts):
-        raise ValueError("model has no dropout layer with p > 0: MC dropout needs one")
+    dropouts = _dropouts(model)
     dev = module_device(model)
     devices = [dev.index or 0] if dev.type == "cuda" else []
-    with eval_mode(model), torch.random.fork_rng(devices=devices):
-        for m in dropouts:  # dropout on, everything else (batch norm) in eval mode
-            m.train()
+    # dropout on, everything else (batch norm) in eval mode
+    with eval_mode(model), _dropout_on(dropouts), torch.random.fork_rng(devices=devices):
         torch.manual_seed(seed)
         probs = torch.stack([
             batched(lambda x: F.softmax(model(x), -1), images, batch_size=batch_size, device=dev)
@@ -273,20 +292,12 @@ class MCDropout(nn.Module):
 
     def __init__(self, model: nn.Module, samples: int):
         super().__init__()
-        if not any(_is_dropout(m) and m.p > 0 for m in model.modules()):
-            raise ValueError("model has no dropout layer with p > 0: MC dropout needs one")
+        self.dropouts = _dropouts(model)
         self.model, self.samples = model, check_int(samples, "samples")
 
     def forward(self, x):
-        dropouts = [m for m in self.model.modules() if _is_dropout(m)]
-        flags = [m.training for m in dropouts]
-        try:
-            for m in dropouts:
-                m.train()
+        with _dropout_on(self.dropouts):
             logp = torch.stack([F.log_softmax(self.model(x), -1) for _ in range(self.samples)])
-        finally:
-            for m, flag in zip(dropouts, flags, strict=True):
-                m.train(flag)
         return torch.logsumexp(logp, 0) - math.log(self.samples)
 
 
