@@ -1,5 +1,5 @@
 # advlab: `make course` runs and renders the whole course, `make test` checks it.
-# Both create .venv and install advlab (editable, with its course and dev extras) on first use.
+# Both create .venv and install advlab (editable, with its course, classroom and dev extras) on first use.
 
 PYTHON ?= python3
 VENV := .venv
@@ -8,14 +8,15 @@ STAMP := $(VENV)/.advlab-installed
 CELL_TIMEOUT ?= 600
 export ADVLAB_PROFILE ?= quick
 
-.PHONY: install course site test lint unit notebooks browser wheel lab refresh robustness bench clean
+.PHONY: install course site test lint unit notebooks browser wheel lab refresh robustness bench clean \
+	assignments grade student-copies
 
 # torchattacks is a test oracle only; it pins an old `requests`, so it goes in without deps
 # (it needs only torch, numpy, scipy and tqdm, all already installed).
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[course,dev]'
+	$(PY) -m pip install --quiet -e '.[course,classroom,dev]'
 	$(PY) -m pip install --quiet --no-deps 'torchattacks>=3.5'
 	@touch $(STAMP)
 
@@ -58,6 +59,24 @@ wheel: install
 notebooks: install
 	@data=$$(mktemp -d); \
 	ADVLAB_SEED=0 ADVLAB_DATA=$$data $(PY) tools/course.py nbval --timeout $(CELL_TIMEOUT); \
+		rc=$$?; rm -rf $$data; exit $$rc
+
+# Classroom copies with nbgrader (tools/classroom.py): build/classroom/ gets nbgrader_config.py,
+# source/NN_topic/ (the committed, instructor notebooks) and release/NN_topic/ (student copies made
+# by `nbgrader generate_assignment`); submissions and the gradebook already there are kept.
+assignments: install
+	$(PY) tools/classroom.py assignments
+
+# Autograde build/classroom/submitted/<student>/<assignment>/ into the gradebook, then export
+# build/classroom/grades.csv.
+grade: install
+	$(PY) tools/classroom.py grade
+
+# Every student copy run top to bottom, unsolved, in a temporary data folder: only answer and
+# check cells may raise (in .ci/run, after make test).
+student-copies: install
+	@data=$$(mktemp -d); \
+	ADVLAB_SEED=0 ADVLAB_DATA=$$data $(PY) tools/classroom.py student-run --timeout $(CELL_TIMEOUT); \
 		rc=$$?; rm -rf $$data; exit $$rc
 
 lab: install

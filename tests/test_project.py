@@ -48,10 +48,10 @@ def test_ci_runs_the_readme_test_command():
     ci = (ROOT / ".ci" / "run").read_text()
     commands = [ln for ln in ci.splitlines() if ln.strip() and not ln.startswith(("#", "set ", "cd "))]
     # Before it, only the system packages the browser test needs (chromium, through apt); after
-    # it, the full profile's smoke run.
-    assert commands[-2:] == ["make test", "make full-smoke"], commands
+    # it, the student copies run unsolved and the full profile's smoke run.
+    assert commands[-3:] == ["make test", "make student-copies", "make full-smoke"], commands
     assert all("apt-get" in ln or ln.strip() in ("fi", "else") or ln.startswith(("if ", "SUDO="))
-               for ln in commands[:-2]), commands
+               for ln in commands[:-3]), commands
 
 
 def test_there_are_notebooks():

@@ -3,7 +3,8 @@
 ``import advlab`` gives the runtime helpers at top level (device, course seed, profile, data
 folder, headline numbers and self-checks); the rest lives in submodules: ``advlab.data``,
 ``advlab.models``, ``advlab.checkpoints``, ``advlab.train``, ``advlab.attacks``,
-``advlab.defenses``, ``advlab.metrics``, ``advlab.viz`` and ``advlab.gan``.
+``advlab.defenses``, ``advlab.metrics``, ``advlab.viz``, ``advlab.gan`` and
+``advlab.exercises`` (the checks behind the notebooks' exercises).
 """
 
 __version__ = "0.2.0"

@@ -1,4 +1,4 @@
-"""Adversarial attacks: FGSM, PGD, transfer between models, SimBA (query-only) and patches.
+"""Adversarial attacks: FGSM, PGD, DeepFool, transfer between models, SimBA (query-only) and patches.
 
 All functions work on batches of images ``(N, C, H, W)`` in ``[0, 1]`` and classifiers that
 return logits. Every attack runs the model in evaluation mode, restores each module's
@@ -59,6 +59,22 @@ def _input_grad(model, x, labels, loss: str) -> torch.Tensor:
     with torch.enable_grad():
         value = attack_loss(model(x), labels, loss)
         return torch.autograd.grad(value, x)[0]
+
+
+def input_gradient(model, images, labels, *, loss: str = "ce") -> torch.Tensor:
+    """``grad_x L``: the gradient of the attack loss with respect to the input images.
+
+    What a white-box attacker gets and FGSM follows: one number per pixel, the same shape as
+    ``images``. ``L`` is :func:`attack_loss` summed over the batch, so each image's gradient is
+    its own loss's gradient, whatever the batch size (a mean would divide it by N). The model
+    runs in evaluation mode with every module's ``training`` flag restored afterwards, and the
+    gradient is taken with :func:`torch.autograd.grad` with respect to the input only: no
+    parameter ``.grad`` is written.
+    """
+    _check_inputs(images, labels, 0.0)
+    check_choice(loss, "loss", LOSSES)
+    with eval_mode(model):
+        return _input_grad(model, images, labels, loss)
 
 
 @torch.no_grad()
@@ -134,6 +150,68 @@ def pgd(model, images, labels, eps: float, *, alpha: float | None = None, steps:
     return best
 
 
+def _jacobian(model, x) -> tuple[torch.Tensor, torch.Tensor]:
+    """Logits ``(N, K)`` and their input gradients ``(N, K, C, H, W)``, one backward per class."""
+    x = x.detach().requires_grad_(True)
+    with torch.enable_grad():
+        logits = model(x)
+        grads = [torch.autograd.grad(logits[:, k].sum(), x, retain_graph=k + 1 < logits.shape[1])[0]
+                 for k in range(logits.shape[1])]
+    return logits.detach(), torch.stack(grads, 1)
+
+
+def deepfool(model, images, labels, *, steps: int = 50, overshoot: float = 0.02,
+             box_aware: bool = True) -> torch.Tensor:
+    """DeepFool, a minimum-L2 attack (Moosavi-Dezfooli, Fawzi & Frossard 2016, arXiv:1511.04599).
+
+    It treats the classifier as linear around the current point: with ``f'_k = z_k - z_y`` and
+    ``w'_k = grad z_k - grad z_y``, the nearest boundary is class
+    ``l = argmin_k |f'_k| / ||w'_k||``, reached by the step ``r = |f'_l| w'_l / ||w'_l||^2``.
+    Each still-correct image moves by ``(1 + overshoot) r`` (clipped to ``[0, 1]``) until the
+    model no longer predicts ``labels`` or ``steps`` steps have run; images the model already
+    gets wrong are returned unchanged. The size of the perturbation, ``||x_adv - x||_2``, is an
+    estimate (an upper bound) of the distance to the decision boundary. The step uses only
+    logit differences and their gradients, so scaling the logits (a temperature) leaves it
+    unchanged.
+
+    ``box_aware=False`` is the method as published (and as torchattacks' ``DeepFool`` does it,
+    step by step): a step the clip to ``[0, 1]`` cancels is taken again and again, so digits with
+    many black pixels can stall short of the boundary. ``box_aware=True`` (default) leaves out of
+    ``w'_k`` the pixels that sit at 0 and would go down, or sit at 1 and would go up, before
+    choosing the class and the step: the linear model then only uses moves the box allows.
+    """
+    check_images(images)
+    check_labels(labels, len(images))
+    steps = check_int(steps, "steps")
+    overshoot = check_number(overshoot, "overshoot", low=0)
+    if not isinstance(box_aware, bool):
+        raise TypeError(f"box_aware must be True or False, got {type(box_aware).__name__}")
+    x = images.detach().clone()
+    with eval_mode(model):
+        for _ in range(steps):
+            with torch.no_grad():
+                active = torch.nonzero(model(x).argmax(1) == labels).flatten()
+            if len(active) == 0:
+                break
+            xa, ya = x[active], labels[active]
+            logits, jac = _jacobian(model, xa)
+            rows = torch.arange(len(active), device=x.device)
+            f = logits - logits[rows, ya][:, None]                   # f'_k, zero at k = y
+            w = (jac - jac[rows, ya][:, None]).flatten(2)            # w'_k
+            if box_aware:
+                at = xa.flatten(1)[:, None, :]
+                w = torch.where(((at <= 0) & (w < 0)) | ((at >= 1) & (w > 0)), 0.0, w)
+            norms = w.norm(dim=2)
+            ratio = torch.where(norms > 0, f.abs() / norms, torch.full_like(f, float("inf")))
+            ratio[rows, ya] = float("inf")
+            nearest = ratio.argmin(1)
+            w_l, n_l = w[rows, nearest], norms[rows, nearest]
+            scale = torch.where(n_l > 0, f[rows, nearest].abs() / n_l.clamp_min(1e-300) ** 2, 0.0)
+            r = scale[:, None] * w_l  # no gradient at all (a flat region): the image stays
+            x[active] = (xa + (1 + overshoot) * r.view_as(xa)).clamp(0, 1)
+    return x
+
+
 # --- transfer ---------------------------------------------------------------------------------
 
 def transfer_matrix(models: dict, images, labels,
@@ -162,6 +240,26 @@ def transfer_matrix(models: dict, images, labels,
 
 
 # --- query-only attack ------------------------------------------------------------------------
+
+class CountingModel(torch.nn.Module):
+    """``model`` behind a meter: every image passed through it adds one to ``images_seen``.
+
+    A query-only attack is judged by its number of model calls per image; wrapping the model
+    counts them independently of the attack's own bookkeeping. ``forward`` returns the wrapped
+    model's logits unchanged (gradients flow through), and the model is a submodule, so
+    :func:`advlab.checks.eval_mode` reaches its layers.
+    """
+
+    def __init__(self, model: torch.nn.Module):
+        super().__init__()
+        if not isinstance(model, torch.nn.Module):
+            raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+        self.model, self.images_seen = model, 0
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        self.images_seen += len(images)
+        return self.model(images)
+
 
 class SimBAResult(NamedTuple):
     images: torch.Tensor   # adversarial images (N, C, H, W) in [0, 1]
@@ -382,3 +480,32 @@ def patch_success(model, patch, images, labels, target: int, *, placements: int 
                                          generator=generator)) == target).float().mean()
             for _ in range(rounds)]
     return torch.stack(hits).mean().item()
+
+
+# --- the linear view --------------------------------------------------------------------------
+
+def logits_along_fgsm(model, images, labels, eps_values) -> torch.Tensor:
+    """The logits along FGSM's direction, ``model(x + eps * sign(grad_x CE(f(x), y)))`` for every
+    ``eps`` in ``eps_values``: a tensor ``(E, N, K)`` (Goodfellow, Shlens & Szegedy 2015, Fig. 4).
+
+    The direction is computed once, at the clean images; negative ``eps`` walks the other way. The
+    points are **not** clipped to ``[0, 1]``, so the curves show the model itself along a straight
+    line through input space: for a linear model they are straight lines. Runs in evaluation mode
+    (modes restored), writes no parameter gradient and returns logits without a graph.
+    """
+    check_images(images)
+    check_labels(labels, len(images))
+    if isinstance(eps_values, torch.Tensor):
+        if eps_values.dim() > 1:
+            raise ValueError(f"eps_values must be 1-D, got shape {tuple(eps_values.shape)}")
+        eps_values = eps_values.tolist()
+    if isinstance(eps_values, (str, bytes)) or not hasattr(eps_values, "__iter__"):
+        raise TypeError(f"eps_values must be a sequence of numbers, got {type(eps_values).__name__}")
+    values = [check_number(e, "eps_values") for e in eps_values]
+    if not values:
+        raise ValueError("eps_values must hold at least one value")
+    with eval_mode(model):
+        direction = _input_grad(model, images, labels, "ce").sign()
+        with torch.no_grad():
+            x = images.detach()
+            return torch.stack([model(x + e * direction) for e in values])

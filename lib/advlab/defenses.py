@@ -1,7 +1,8 @@
 """Defences against adversarial examples, and how to tell a real one from a masked gradient.
 
 * Defensive distillation (Papernot et al. 2016, arXiv:1511.04508): :func:`distill`,
-  :func:`softened`, :class:`Temperature`, and :func:`input_gradient_norm` to see what it does.
+  :func:`softened`, :func:`tempered_cross_entropy`, :class:`Temperature`, and
+  :func:`input_gradient_norm` to see what it does.
 * Adversarial training (Goodfellow et al. 2015; Madry et al. 2018; "fast" FGSM training with a
   random start, Wong et al. 2020): :func:`adversarial_training`, with the attack passed in.
 * Augmentation on whole batches: :func:`random_shift`, :func:`gaussian_noise`,
@@ -64,6 +65,31 @@ def softened(logits: torch.Tensor, temperature: float) -> torch.Tensor:
     return F.softmax(logits / temperature, dim=-1)
 
 
+def tempered_cross_entropy(logits: torch.Tensor, targets: torch.Tensor,
+                           temperature: float) -> torch.Tensor:
+    """Distillation's loss ``CE(softmax(z / T), y)``, the mean over the batch.
+
+    ``targets`` are class indices ``(N,)`` (int64) or probability rows ``(N, K)`` such as the
+    teacher's :func:`softened` predictions, for which the loss is
+    ``-sum_k q_k log softmax(z / T)_k``. It is computed from ``log_softmax(z / T)``, so it stays
+    finite where ``softmax(z / T)`` itself underflows to 0.
+    """
+    temperature = check_number(temperature, "temperature", low=0, strict=True)
+    if not isinstance(logits, torch.Tensor) or not logits.is_floating_point():
+        raise TypeError(f"logits must be a floating-point tensor, got "
+                        f"{getattr(logits, 'dtype', type(logits).__name__)}")
+    if logits.dim() != 2:
+        raise ValueError(f"logits must be 2-D (N, K), got shape {tuple(logits.shape)}")
+    if not isinstance(targets, torch.Tensor):
+        raise TypeError(f"targets must be a tensor, got {type(targets).__name__}")
+    hard = targets.dtype == torch.long and targets.shape == logits.shape[:1]
+    if not hard and not (targets.is_floating_point() and targets.shape == logits.shape):
+        raise ValueError(f"targets must be class indices (int64, shape ({len(logits)},)) or "
+                         f"probability rows (float, shape {tuple(logits.shape)}), got "
+                         f"{targets.dtype} {tuple(targets.shape)}")
+    return F.cross_entropy(logits / temperature, targets)
+
+
 def _fresh_copy(model: nn.Module, seed: int) -> nn.Module:
     """A copy of ``model``'s architecture with newly initialised weights (same seed, same weights)."""
     clone = copy.deepcopy(model)
@@ -98,7 +124,7 @@ def distill(teacher: nn.Module, data, *, temperature: float, epochs: int,
         student = _fresh_copy(teacher, seed + 1)
 
     def tempered_ce(logits, targets):
-        return F.cross_entropy(logits / temperature, targets)
+        return tempered_cross_entropy(logits, targets, temperature)
 
     fit(teacher, (images, labels), teacher_epochs, loss_fn=tempered_ce, seed=seed, **fit_kwargs)
     soft_labels = softened(predict(teacher, images), temperature)

@@ -1,4 +1,8 @@
-"""Numbers that judge a model: here, mode coverage of a generator on a Gaussian mixture.
+"""Numbers that judge a classifier, a generator or a detector.
+
+A classifier's confusion matrix and per-class accuracy; a generator's mode coverage, class
+histogram, classifier FID / KID, Inception Score and precision / recall; ranks, Spearman
+correlation and AUROC.
 
 :func:`mode_coverage` follows the protocol of VEEGAN (Srivastava et al. 2017) and PacGAN
 (Lin et al. 2018, Table 1): draw 2,500 generated samples, assign each to its nearest mode, call
@@ -36,6 +40,58 @@ def class_histogram(labels, classes: int) -> torch.Tensor:
         raise ValueError(f"labels must lie in [0, {classes}), got [{int(labels.min())}, "
                          f"{int(labels.max())}]")
     return torch.bincount(labels, minlength=classes)
+
+
+def _class_indices(value, name: str, classes: int) -> torch.Tensor:
+    """``value`` as a 1-D int64 CPU tensor of class indices in ``[0, classes)``."""
+    if not isinstance(value, (torch.Tensor, np.ndarray, list, tuple)):
+        raise TypeError(f"{name} must be a tensor, array or list of class indices, got "
+                        f"{type(value).__name__}")
+    value = torch.as_tensor(value)
+    if value.is_floating_point() or value.is_complex() or value.dtype == torch.bool:
+        raise TypeError(f"{name} must hold integer class indices, got {value.dtype}")
+    if value.dim() != 1:
+        raise ValueError(f"{name} must be 1-D, one class per image, got shape {tuple(value.shape)}")
+    value = value.detach().long().cpu()
+    if len(value) and (value.min() < 0 or value.max() >= classes):
+        raise ValueError(f"{name} must lie in [0, {classes}), got [{int(value.min())}, "
+                         f"{int(value.max())}]")
+    return value
+
+
+def confusion_matrix(predictions, labels, classes: int) -> torch.Tensor:
+    """``(classes, classes)`` int64 counts: entry ``[i, j]`` is how many images of class ``i`` were
+    predicted as class ``j``.
+
+    Rows are the true ``labels``, columns the ``predictions`` (scikit-learn's convention): the
+    diagonal counts the correct predictions, row ``i`` sums to the number of images of class
+    ``i``, column ``j`` to how often ``j`` was predicted. Both inputs are 1-D integer class
+    indices of the same length; the result is on the CPU.
+    """
+    classes = check_int(classes, "classes")
+    pred = _class_indices(predictions, "predictions", classes)
+    true = _class_indices(labels, "labels", classes)
+    if len(pred) != len(true):
+        raise ValueError(f"predictions and labels must have the same length, got {len(pred)} "
+                         f"and {len(true)}")
+    counts = torch.bincount(true * classes + pred, minlength=classes * classes)
+    return counts.view(classes, classes)
+
+
+def per_class_accuracy(model, images, labels, *, batch_size: int = 1000) -> torch.Tensor:
+    """Top-1 accuracy of ``model`` on the images of each class: a float32 ``(K,)`` tensor on the
+    CPU, ``K`` the number of logits, NaN for a class without images.
+
+    Entry ``k`` is the diagonal of :func:`confusion_matrix` over its row sum (the recall of class
+    ``k``). The model runs in evaluation mode, its mode restored, as in
+    :func:`advlab.train.evaluate`; weighted by the class sizes, the entries average to that
+    overall accuracy.
+    """
+    images = check_images(images)
+    logits = batched(model, images, batch_size=batch_size, models=[model],
+                     device=module_device(model))
+    matrix = confusion_matrix(logits.argmax(1).cpu(), labels, logits.shape[1])
+    return matrix.diag().float() / matrix.sum(1).float()
 
 
 @dataclass(frozen=True)
@@ -296,3 +352,47 @@ def auroc(negatives, positives, *, paired: bool = False) -> float:
     n, m = len(neg), len(pos)
     u = ranks[n:].sum() - m * (m + 1) / 2
     return float(u / (n * m))
+
+
+def inception_score(probs) -> float:
+    """The Inception score of class probabilities ``probs`` ``(N, K)``, one row per sample:
+
+        IS = exp( mean_i KL(p(y | x_i) || p(y)) ),   p(y) = mean_i p(y | x_i),
+
+    (Salimans et al. 2016), with 0 log 0 = 0. It runs from 1 (every sample gets the same
+    prediction, e.g. uniform ones) to K (each sample confidently in one class, the classes
+    equally often). Computed in float64 over all N rows at once; the paper averages it over
+    10 splits of 50,000 samples. It never looks at real data.
+    """
+    if isinstance(probs, np.ndarray):
+        probs = torch.from_numpy(probs)
+    if not isinstance(probs, torch.Tensor):
+        raise TypeError(f"probs must be a torch.Tensor or numpy array, got {type(probs).__name__}")
+    if probs.dim() != 2 or probs.shape[0] == 0 or probs.shape[1] < 2:
+        raise ValueError(f"probs must have shape (N, K) with N >= 1 and K >= 2, got "
+                         f"{tuple(probs.shape)}")
+    p = probs.detach().double().cpu()
+    if not torch.isfinite(p).all() or (p < 0).any() or \
+            not torch.allclose(p.sum(1), torch.ones(len(p), dtype=p.dtype), atol=1e-4):
+        raise ValueError("probs must be probabilities: non-negative rows that sum to 1 (apply "
+                         "softmax to logits first)")
+    marginal = p.mean(0, keepdim=True)
+    kl = (torch.xlogy(p, p) - torch.xlogy(p, marginal)).sum(1)
+    return float(kl.mean().exp())
+
+
+def classifier_inception_score(images, model, *, batch_size: int = 500) -> float:
+    """Classifier-IS: :func:`inception_score` of ``softmax(model(images))`` for images in [0, 1].
+
+    Not the Inception score: the classifier is the course's MNIST CNN, so the value lies
+    between 1 and 10 and compares only within the course. Eval mode, mode restored.
+    """
+    if not isinstance(model, torch.nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    images = check_images(images)
+    if len(images) == 0:
+        raise ValueError("images must hold at least one image")
+    check_int(batch_size, "batch_size")
+    probs = batched(lambda x: model(x).double().softmax(1).cpu(), images,
+                    batch_size=batch_size, models=[model], device=module_device(model))
+    return inception_score(probs)

@@ -12,7 +12,8 @@ of the adversarial loss, with ``L_C = cross-entropy(class logits, c)``:
 learning to classify them lets D and G agree on any labelling at all (a permutation of the
 digits, or one image per class), which is what the paper's version did in our runs.
 
-:func:`nll_on_softmax` is a bug from a published AC-GAN implementation kept for notebook 12:
+:func:`nll_on_softmax` is a bug from a published AC-GAN implementation (EricTay1997/AC-GAN_CIFAR10,
+the one the course notes cite), kept for notebook 12:
 ``NLLLoss`` expects log-probabilities, so on softmax probabilities it returns ``-p_c`` (negative,
 bounded in [-1, 0]) and its gradient vanishes exactly where the prediction is confidently wrong.
 """

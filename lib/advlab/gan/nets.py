@@ -16,6 +16,9 @@ convolution over the whole remaining map gives the logit.
 * :class:`ACGANDiscriminator` ``x -> (adversarial logits (N,), class logits (N, classes))``.
 * :class:`Critic`: the WGAN critic, a :class:`DCGANDiscriminator` with no batch norm by default
   (its output is an unbounded score, never a probability: there is no sigmoid anywhere).
+* :func:`dcgan_init_`: the DCGAN paper's initialisation, N(0, 0.02) weights (the course's
+  networks keep PyTorch's default initialisation; this is for notebook 11's exercise).
+* :func:`slerp`: spherical interpolation between two latent vectors.
 """
 
 from __future__ import annotations
@@ -190,3 +193,68 @@ class ACGANDiscriminator(nn.Module):
 def has_batch_norm(model: nn.Module) -> bool:
     """Whether any layer of ``model`` normalises across the batch."""
     return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
+
+
+def dcgan_init_(module: nn.Module, generator: torch.Generator | None = None) -> nn.Module:
+    """DCGAN's initialisation, in place; returns ``module``.
+
+    Radford et al. (2016, section 4) draw all weights from N(0, 0.02); batch norm's scale is
+    drawn from N(1, 0.02) as in the authors' and PyTorch's DCGAN examples. For every submodule
+    of ``module`` (itself included): a convolution, transposed convolution or linear layer gets
+    weights ~ N(0, 0.02^2) and bias 0; a batch norm with learnable affine parameters gets scale
+    ~ N(1, 0.02^2) and shift 0 (running statistics untouched). Every other layer (embeddings,
+    layer norm, ...) is left as it is. Draws come from ``generator`` (the global RNG when None),
+    submodule by submodule in ``module.modules()`` order.
+    """
+    if not isinstance(module, nn.Module):
+        raise TypeError(f"module must be a torch.nn.Module, got {type(module).__name__}")
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise TypeError(f"generator must be a torch.Generator or None, got "
+                        f"{type(generator).__name__}")
+    with torch.no_grad():
+        for m in module.modules():
+            if isinstance(m, (nn.modules.conv._ConvNd, nn.Linear)):
+                m.weight.normal_(0.0, 0.02, generator=generator)
+                if m.bias is not None:
+                    m.bias.zero_()
+            elif isinstance(m, nn.modules.batchnorm._BatchNorm) and m.affine:
+                m.weight.normal_(1.0, 0.02, generator=generator)
+                m.bias.zero_()
+    return module
+
+
+def slerp(z0: torch.Tensor, z1: torch.Tensor, t) -> torch.Tensor:
+    """Spherical linear interpolation from ``z0`` (t = 0) to ``z1`` (t = 1):
+
+        slerp(z0, z1, t) = (sin((1 - t) omega) z0 + sin(t omega) z1) / sin(omega),
+
+    omega the angle between z0 and z1. The direction turns at a constant angular speed in the
+    plane of z0 and z1 (at t the angle to z0 is t omega), and when ``||z0|| = ||z1||`` every
+    point keeps that norm; a straight line between two Gaussian latents passes closer to the
+    origin, where the generator saw few latents in training (White 2016). ``z0`` and ``z1``
+    are 1-D of the same shape (D,); ``t`` is a number (result (D,)) or a tensor of shape (T,)
+    or (T, 1) (result (T, D)). Nearly parallel or opposite vectors (sin omega below 1e-6)
+    fall back to the straight line.
+    """
+    for name, v in (("z0", z0), ("z1", z1)):
+        if not isinstance(v, torch.Tensor) or not v.is_floating_point():
+            raise TypeError(f"{name} must be a floating-point torch.Tensor, got "
+                            f"{getattr(v, 'dtype', type(v).__name__)}")
+    if z0.dim() != 1 or z0.shape != z1.shape:
+        raise ValueError(f"z0 and z1 must be 1-D of the same shape, got {tuple(z0.shape)} and "
+                         f"{tuple(z1.shape)}")
+    if not (z0.norm() > 0 and z1.norm() > 0):
+        raise ValueError("z0 and z1 must be non-zero (the angle between them is undefined)")
+    if isinstance(t, torch.Tensor):
+        if not (t.dim() == 1 or (t.dim() == 2 and t.shape[1] == 1)):
+            raise ValueError(f"t must be a number or a tensor of shape (T,) or (T, 1), got "
+                             f"{tuple(t.shape)}")
+        t = t.reshape(-1, 1).to(z0)
+    elif isinstance(t, (int, float)) and not isinstance(t, bool):
+        t = torch.tensor(float(t), dtype=z0.dtype, device=z0.device)
+    else:
+        raise TypeError(f"t must be a number or a torch.Tensor, got {type(t).__name__}")
+    omega = torch.arccos(((z0 / z0.norm()) @ (z1 / z1.norm())).clamp(-1, 1))
+    if torch.sin(omega).abs() < 1e-6:
+        return (1 - t) * z0 + t * z1
+    return (torch.sin((1 - t) * omega) * z0 + torch.sin(t * omega) * z1) / torch.sin(omega)

@@ -52,6 +52,7 @@ loop. ``TrickSet()`` (all off) builds exactly the vanilla GAN.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
+from types import SimpleNamespace
 
 import torch
 from torch import nn
@@ -115,6 +116,22 @@ def d_view(ctx):
             x = hook(x, ctx)
         return x
     return view
+
+
+def feature_matching_loss(D: nn.Module, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+    """Feature matching's term ``||mean_i f(real_i) - mean_j f(fake_j)||^2``, f = ``D.features``.
+
+    The squared Euclidean distance between the batch means of D's last hidden layer, the term
+    :class:`FeatureMatching` gives G. The real features are a target: detached, so the loss's
+    gradient reaches D's weights only through the fake batch.
+    """
+    features = getattr(D, "features", None)
+    if not callable(features):
+        raise TypeError(f"D must have a features(x) method, got {type(D).__name__}")
+    if not isinstance(real, torch.Tensor) or not isinstance(fake, torch.Tensor):
+        raise TypeError("real and fake must be tensors")
+    target = features(real).detach().mean(0)
+    return (features(fake).mean(0) - target).pow(2).sum()
 
 
 class FeatureMatching(Trick):
@@ -200,6 +217,49 @@ class HistoricalAveraging(Trick):
     def load_state_dict(self, state: dict) -> None:
         self.average = {k: [a.clone() for a in v] for k, v in state["average"].items()}
         self.count = dict(state["count"])
+
+
+class _Scalar(nn.Module):
+    def __init__(self, value: torch.Tensor):
+        super().__init__()
+        self.value = nn.Parameter(value)
+
+
+def bilinear_play(x: float, y: float, *, eta: float = 0.1, steps: int = 200,
+                  weight: float = 0.0) -> torch.Tensor:
+    """Alternating gradient play on V(x, y) = x y from ``(x, y)``, with historical averaging.
+
+    x minimises V, y maximises it; y answers the new x, as D and G take turns in the trainer:
+
+        x <- x - eta (y + 2 weight (x - mean of x's values so far)),
+        y <- y + eta (x - 2 weight (y - mean of y's values so far)).
+
+    The penalty is :class:`HistoricalAveraging`'s (the means include the start and the current
+    value); ``weight = 0`` is plain alternating play, which circles (0, 0) forever. Returns the
+    path ``(steps + 1, 2)`` in float64, starting with ``(x, y)``.
+    """
+    x, y = check_number(x, "x"), check_number(y, "y")
+    eta = check_number(eta, "eta", low=0, strict=True)
+    steps = check_int(steps, "steps", low=0)
+    weight = check_number(weight, "weight", low=0)
+    px, py = (_Scalar(torch.tensor(v, dtype=torch.float64)) for v in (x, y))
+    ctx = SimpleNamespace(G=px, D=py)
+    averaging = HistoricalAveraging(weight) if weight > 0 else Trick()
+    path = [(x, y)]
+    for _ in range(steps):
+        averaging.before_step(ctx)
+        loss_x = averaging.g_loss(px.value * py.value.detach(), ctx)   # x minimises x y
+        (grad,) = torch.autograd.grad(loss_x, px.value)
+        with torch.no_grad():
+            px.value -= eta * grad
+        averaging.after_g_step(ctx)
+        loss_y = averaging.d_loss(-px.value.detach() * py.value, ctx)  # y maximises x y
+        (grad,) = torch.autograd.grad(loss_y, py.value)
+        with torch.no_grad():
+            py.value -= eta * grad
+        averaging.after_d_step(ctx)
+        path.append((px.value.detach().item(), py.value.detach().item()))
+    return torch.tensor(path, dtype=torch.float64)
 
 
 class InstanceNoise(Trick):
