@@ -509,3 +509,52 @@ def logits_along_fgsm(model, images, labels, eps_values) -> torch.Tensor:
         with torch.no_grad():
             x = images.detach()
             return torch.stack([model(x + e * direction) for e in values])
+
+
+# --- why transfer works: gradient alignment and a label-only substitute ----------------------
+
+def gradient_cosine(model_a, model_b, images, labels, *, loss: str = "ce") -> torch.Tensor:
+    """Per image, the cosine between the two models' input gradients ``grad_x L(f(x), y)``.
+
+    ``L`` is :func:`attack_loss` (cross-entropy by default) at ``labels``; each gradient is that of
+    :func:`input_gradient`, flattened, and the cosine is computed in float64. Returns a float64
+    tensor ``(N,)`` in ``[-1, 1]``: 1 where the gradients point the same way (FGSM would then take
+    the same step on both models up to the pixels whose signs differ), 0 where they are
+    orthogonal or either gradient is exactly zero.
+    """
+    for model, name in ((model_a, "model_a"), (model_b, "model_b")):
+        if not isinstance(model, torch.nn.Module):
+            raise TypeError(f"{name} must be a torch.nn.Module, got {type(model).__name__}")
+    _check_inputs(images, labels, 0.0)
+    check_choice(loss, "loss", LOSSES)
+    grad_a = input_gradient(model_a, images, labels, loss=loss).flatten(1).double()
+    grad_b = input_gradient(model_b, images, labels, loss=loss).flatten(1).double()
+    norms = grad_a.norm(dim=1) * grad_b.norm(dim=1)
+    dots = (grad_a * grad_b).sum(1)
+    return torch.where(norms > 0, dots / norms.clamp_min(torch.finfo(torch.float64).tiny),
+                       torch.zeros_like(dots))
+
+
+def jacobian_augmentation(substitute, images, labels, lam: float) -> torch.Tensor:
+    """One step of Jacobian-based dataset augmentation (Papernot et al. 2017, arXiv:1602.02697).
+
+    Returns the new points ``clip(x + lam * sign(grad_x z_y(x)), 0, 1)``, where ``z_y`` is the
+    **substitute's** logit for ``y`` = ``labels``, the label the target (the oracle) gave ``x``.
+    The step moves each image where the substitute's output for the oracle's label changes
+    most, so the next query to the oracle is informative about its decision boundary; the
+    substitute is then trained on the old and the new points together, labelled by the oracle.
+    Runs in evaluation mode (modes restored) and writes no parameter gradient.
+    """
+    if not isinstance(substitute, torch.nn.Module):
+        raise TypeError(f"substitute must be a torch.nn.Module, got {type(substitute).__name__}")
+    _check_inputs(images, labels, 0.0)
+    lam = check_number(lam, "lam")
+    x = images.detach().requires_grad_(True)
+    with eval_mode(substitute), torch.enable_grad():
+        logits = substitute(x)
+        if labels.numel() and int(labels.max()) >= logits.shape[1]:
+            raise ValueError(f"labels must be below the number of classes, {logits.shape[1]}, "
+                             f"got {int(labels.max())}")
+        chosen = logits.gather(1, labels[:, None]).sum()
+        grad = torch.autograd.grad(chosen, x)[0]
+    return (images.detach() + lam * grad.sign()).clamp_(0, 1)
