@@ -123,6 +123,28 @@ def compare(got, expected, what: str = "your answer", *, atol: float = 1e-6, rto
             "differ)")
 
 
+def seeded(seed: int) -> torch.Generator:
+    """The CPU generator a check draws its inputs from."""
+    return torch.Generator().manual_seed(int(seed))
+
+
+def tensor_answer(got, what: str) -> torch.Tensor:
+    """``got`` itself if it is a tensor, else an :class:`ExerciseError` saying what came back."""
+    if not isinstance(got, torch.Tensor):
+        raise ExerciseError(f"{what} should return a tensor, got {type(got).__name__}")
+    return got
+
+
+def close(a, b, atol: float = 1e-6, rtol: float = 1e-5) -> bool:
+    """Whether two numbers or tensors agree in shape and value (to recognise a typical mistake)."""
+    try:
+        a = torch.as_tensor(a, dtype=torch.float64).detach().cpu()
+        b = torch.as_tensor(b, dtype=torch.float64).detach().cpu()
+        return a.shape == b.shape and bool(torch.allclose(a, b, atol=atol, rtol=rtol))
+    except (TypeError, ValueError, RuntimeError):
+        return False
+
+
 def passed(answer, message: str) -> None:
     """Record that ``answer`` passed its check (for :func:`choose`) and print ``message``."""
     try:

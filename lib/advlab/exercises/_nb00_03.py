@@ -10,6 +10,8 @@ from torch import nn
 
 from .. import attacks, metrics, train
 from ._core import ExerciseError, call, compare, passed
+from ._core import close as _close
+from ._core import tensor_answer as _tensor
 
 __all__: list[str] = [
     "check_per_class_accuracy", "check_confusion_matrix",          # 00
@@ -102,21 +104,10 @@ def _caller_images_untouched(images, before, what: str) -> None:
         raise ExerciseError(f"{what} changed the caller's images in place: work on a copy")
 
 
-def _tensor(got, what: str) -> torch.Tensor:
-    if not isinstance(got, torch.Tensor):
-        raise ExerciseError(f"{what} should return a tensor, got {type(got).__name__}")
-    return got
-
-
 def _detached(got, what: str) -> None:
     if got.requires_grad:
         raise ExerciseError(f"{what} returns a tensor that is still part of the autograd graph: "
                             "return it .detach()-ed")
-
-
-def _close(a, b, atol: float = 1e-6) -> bool:
-    return a.shape == b.shape and torch.allclose(a.detach().double(), b.detach().double(),
-                                                 atol=atol, rtol=1e-5)
 
 
 def _adversarial_images(got, images, eps: float, what: str) -> torch.Tensor:

@@ -15,7 +15,9 @@ from torch import nn
 from .. import attacks, defenses, metrics
 from ..checks import eval_mode
 from ..train import fit
-from ._core import ExerciseError, _name, call, compare, passed
+from ._core import ExerciseError, _name, call, close, compare, passed
+from ._core import seeded as _gen
+from ._core import tensor_answer as _tensor
 
 __all__ = [
     "check_apply_patch",
@@ -44,10 +46,6 @@ def _one_thread(check):
         finally:
             torch.set_num_threads(threads)
     return run
-
-
-def _gen(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
 
 
 def _tiny_cnn(seed: int, *, channels: int = 1, side: int = 8, classes: int = 3) -> nn.Module:
@@ -100,14 +98,8 @@ def _compare(got, expected, what: str, hint: str = "", **kw) -> None:
         raise ExerciseError(f"{err}{'. ' + hint if hint else ''}") from None
 
 
-def _tensor(got, what: str) -> torch.Tensor:
-    if not isinstance(got, torch.Tensor):
-        raise ExerciseError(f"{what} should return a tensor, got {type(got).__name__}")
-    return got
-
-
 def _same(a: torch.Tensor, b: torch.Tensor, atol: float = 1e-6) -> bool:
-    return a.shape == b.shape and bool(torch.allclose(a.double(), b.double(), atol=atol, rtol=0))
+    return close(a, b, atol=atol, rtol=0)
 
 
 # --- 04 · adversarial patches -----------------------------------------------------------------
