@@ -148,3 +148,18 @@ def test_lanes_default_to_two_only_for_the_quick_profile_on_two_cores(monkeypatc
     monkeypatch.delenv("ADVLAB_PROFILE")
     monkeypatch.setattr(course.os, "cpu_count", lambda: 1)
     assert course.default_lanes() == 1
+
+
+def test_nbval_runs_again_only_notebooks_whose_kernel_did_not_start():
+    died = ("__________ ERROR at setup of notebooks/01_target_models.ipynb::Cell 0 __________\n"
+            "RuntimeError: Kernel died before replying to kernel_info\n"
+            "=========================== short test summary info ============================\n"
+            "ERROR notebooks/01_target_models.ipynb::Cell 0 - RuntimeError: Kernel died be...\n"
+            "ERROR notebooks/01_target_models.ipynb::Cell 1 - RuntimeError: Kernel died be...\n")
+    assert course.kernel_start_failures(died) == (["notebooks/01_target_models.ipynb"], [])
+    failed = died + "FAILED notebooks/02_fgsm.ipynb::Cell 12\n"
+    assert course.kernel_start_failures(failed) == (["notebooks/01_target_models.ipynb"],
+                                                    ["notebooks/02_fgsm.ipynb"])
+    plain = "FAILED notebooks/02_fgsm.ipynb::Cell 12\nERROR notebooks/03_black_box.ipynb::Cell 0\n"
+    assert course.kernel_start_failures(plain) == ([], ["notebooks/02_fgsm.ipynb",
+                                                        "notebooks/03_black_box.ipynb"])
