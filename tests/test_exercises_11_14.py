@@ -96,8 +96,9 @@ def test_slerp_reproduces_notebook_11s_formula_exactly():
 
 def test_dcgan_init_draws_the_papers_distributions_and_leaves_the_rest():
     torch.manual_seed(0)
-    net = nn.ModuleDict({"G": DCGANGenerator(64, (1, 28, 28), 32),
-                         "D": ACGANDiscriminator((1, 28, 28), 32), "emb": nn.Embedding(10, 8),
+    net = nn.ModuleDict({"G": DCGANGenerator(64, (1, 28, 28), 32, init="default"),
+                         "D": ACGANDiscriminator((1, 28, 28), 32, init="default"),
+                         "emb": nn.Embedding(10, 8),
                          "ln": nn.LayerNorm(8)})
     emb, ln = net["emb"].weight.detach().clone(), net["ln"].weight.detach().clone()
     rng = torch.get_rng_state()
@@ -139,13 +140,18 @@ def test_dcgan_init_rejects_bad_arguments():
         dcgan_init_(nn.Linear(2, 2), generator=0)
 
 
-def test_the_course_networks_keep_their_default_initialisation():
+def test_the_course_networks_start_from_dcgan_init_unless_asked_not_to():
     torch.manual_seed(0)
     G = DCGANGenerator(64, (1, 28, 28), 32)
     torch.manual_seed(0)
     H = DCGANGenerator(64, (1, 28, 28), 32)
     assert all(torch.equal(p, q) for p, q in zip(G.parameters(), H.parameters(), strict=True))
-    assert float(G.net[-2].weight.detach().std()) > 0.05  # PyTorch's default, not DCGAN's 0.02
+    # 512 weights of N(0, 0.02^2): the sample std is within 0.02 * (1 +- 5 / sqrt(2 * 512))
+    assert abs(float(G.net[-2].weight.detach().std()) - 0.02) < 0.02 * 5 / (2 * 512) ** 0.5
+    assert float(G.net[-2].bias.detach().abs().max()) == 0.0
+    default = DCGANGenerator(64, (1, 28, 28), 32, init="default")
+    # PyTorch's default: uniform within +-1/sqrt(fan_in), fan_in = 1 * 4 * 4 here: std ~ 0.144
+    assert float(default.net[-2].weight.detach().std()) > 0.1
 
 
 # --- library: advlab.metrics.inception_score / classifier_inception_score ---------------------

@@ -216,3 +216,29 @@ def test_rank_correlation_matches_scipy():
         metrics.rank_correlation([1, 2], [1, 2, 3])
     with pytest.raises(ValueError, match="different values"):
         metrics.rank_correlation([1, 1], [1, 2])
+
+
+def test_within_class_spread_closed_form_and_errors():
+    from advlab.metrics import within_class_spread
+
+    # class 0: the corners of a unit square (distances 1, 1, 1, 1, sqrt 2, sqrt 2 over 6 pairs);
+    # class 1: two points 3 apart; class 2: one point (NaN); class 3: absent (NaN)
+    square = [[0.0, 0.0], [1.0, 0.0], [0.0, 1.0], [1.0, 1.0]]
+    feats = torch.tensor(square + [[5.0, 5.0], [5.0, 8.0], [9.0, 9.0]])
+    labels = torch.tensor([0, 0, 0, 0, 1, 1, 2])
+    spread = within_class_spread(feats, labels, 4)
+    assert spread.dtype == torch.float64 and spread.shape == (4,)
+    assert spread[0].item() == pytest.approx((4 + 2 * 2 ** 0.5) / 6, rel=1e-12)
+    assert spread[1].item() == pytest.approx(3.0, rel=1e-12)
+    assert torch.isnan(spread[2:]).all()
+    # a copy of each row adds zero distances: the spread of a collapsed set falls
+    doubled = within_class_spread(torch.cat([feats[:4], feats[:4]]), torch.zeros(8, dtype=torch.long), 1)
+    assert doubled[0].item() == pytest.approx((4 + 2 * 2 ** 0.5) * 4 / 28, rel=1e-12)  # < 1.138
+    with pytest.raises(ValueError, match="labels"):
+        within_class_spread(feats, labels[:3], 4)
+    with pytest.raises(ValueError, match="labels"):
+        within_class_spread(feats, labels, 2)
+    with pytest.raises(TypeError, match="labels"):
+        within_class_spread(feats, labels.float(), 4)
+    with pytest.raises(ValueError, match="min_count"):
+        within_class_spread(feats, labels, 4, min_count=1)

@@ -194,3 +194,52 @@ def test_cifar10_step_through_the_loop(cifar_files, no_network):
                          device="cpu", tricks=[ACGANClassLoss()])
     history = trainer.train(2)
     assert torch.isfinite(history["d_loss"]).all() and trainer.sample(3).shape == (3, 3, 32, 32)
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_every_dcgan_family_network_starts_from_dcgan_init(shape):
+    torch.manual_seed(0)
+    nets = [DCGANGenerator(16, shape, 8), DCGANDiscriminator(shape, 8), Critic(shape, 8),
+            Critic(shape, 8, norm="layer"), ACGANGenerator(16, shape, 8),
+            ACGANDiscriminator(shape, 8)]
+    for net in nets:
+        for m in net.modules():
+            if isinstance(m, (nn.modules.conv._ConvNd, nn.Linear)):
+                w = m.weight.detach()
+                # N(0, 0.02^2): the sample std of n draws is within 0.02 * (1 +- 6 / sqrt(2n))
+                assert abs(float(w.std()) - 0.02) < 0.02 * 6 / (2 * w.numel()) ** 0.5, \
+                    (type(net).__name__, m)
+                assert m.bias is None or float(m.bias.detach().abs().max()) == 0.0
+            elif isinstance(m, nn.BatchNorm2d):
+                assert abs(float(m.weight.detach().mean()) - 1) < 6 * 0.02 / m.weight.numel() ** 0.5
+                assert float(m.bias.detach().abs().max()) == 0.0
+    # PyTorch's own initialisation on request: the first layer's fan-in is C * 16, so its bound
+    # 1 / sqrt(16 C) (0.25 or 0.144) is far above DCGAN's 0.02
+    D = DCGANDiscriminator(shape, 8, init="default")
+    bound = 1 / (16 * shape[0]) ** 0.5
+    assert float(D.body[0].weight.detach().abs().max()) > 0.5 * bound
+    assert float(D.body[0].weight.detach().abs().max()) <= bound
+    for cls in (DCGANGenerator, DCGANDiscriminator, Critic, ACGANGenerator, ACGANDiscriminator):
+        with pytest.raises(ValueError, match="init"):
+            cls(init="paper")
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("norm", ["batch", "layer", "none"])
+def test_pooling_discriminator_has_the_same_maps_and_weights(shape, norm):
+    strided = DCGANDiscriminator(shape, 8, norm=norm)
+    pooled = DCGANDiscriminator(shape, 8, norm=norm, downsample="pool")
+    kinds = {type(m) for m in pooled.modules()}
+    assert nn.MaxPool2d in kinds and nn.MaxPool2d not in {type(m) for m in strided.modules()}
+    assert all(m.stride == (1, 1) for m in pooled.body.modules() if isinstance(m, nn.Conv2d))
+    convs = [[tuple(m.weight.shape) for m in net.modules() if isinstance(m, nn.Conv2d)]
+             for net in (strided, pooled)]
+    assert convs[0] == convs[1]  # same kernels and channels: only the downsampling differs
+    x = torch.randn(5, *shape)
+    assert pooled(x).shape == (5,) and pooled.features(x).shape == strided.features(x).shape
+    # max pooling passes the gradient to one input of each 2x2 window
+    single = torch.zeros(1, *shape, requires_grad=True)
+    pooled.eval()(single).sum().backward()
+    assert torch.isfinite(single.grad).all()
+    with pytest.raises(ValueError, match="downsample"):
+        DCGANDiscriminator(shape, 8, downsample="avg")

@@ -11,7 +11,16 @@ import torch
 
 import advlab.gan
 from advlab import checkpoints, metrics
-from advlab.gan.pretrained import load_generator, load_snapshots, pretrained_dir, write_run
+from advlab.gan.pretrained import (
+    STUDIES,
+    load_generator,
+    load_snapshots,
+    load_study,
+    pretrained_dir,
+    study_config,
+    write_run,
+    write_study,
+)
 from advlab.models import to_unit
 from advlab.train import course_model
 
@@ -91,7 +100,7 @@ def test_weights_are_package_data():
     assert folder == Path(advlab.gan.__file__).parent / "weights"
     shipped = sorted(p.name for p in folder.iterdir() if not p.name.startswith("."))
     assert shipped == sorted([f"{n}{s}" for n in COMMITTED for s in (".pt", ".json")]
-                             + ["dcgan_snapshots.pt"])
+                             + ["dcgan_snapshots.pt"] + [f"study_{s}.json" for s in STUDIES])
     declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
     assert {"weights/*.pt", "weights/*.json"} <= set(declared["package-data"]["advlab.gan"]), (
         "pyproject.toml must declare the weights as package data, or a wheel has none")
@@ -122,3 +131,52 @@ def test_committed_dcgan_reproduces_its_logged_fid():
     # checkout; a different CPU thread count changes its float sums, so its features (and the
     # FID) move by about 1 %. A wrong or mismatched checkpoint moves it by tens of points.
     assert fid == pytest.approx(record["final"]["classifier_fid"], rel=0.03)
+
+
+def test_study_configs_change_only_what_the_variant_names():
+    base = json.loads(json.dumps(pretrain_gans.RUNS["dcgan"]))
+    default = study_config("dcgan_rules", "PyTorch's default init")
+    assert default["generator"][1] == {**base["generator"][1], "init": "default"}
+    assert default["discriminator"][1] == {**base["discriminator"][1], "init": "default"}
+    assert default["trainer"] == base["trainer"] and "snapshots" not in default
+    assert default["steps"] == STUDIES["dcgan_rules"]["steps"]
+    pool = study_config("dcgan_rules", "max pooling in D")
+    assert pool["generator"] == base["generator"]
+    assert pool["discriminator"][1]["downsample"] == "pool"
+    fakes = study_config("acgan_classes", "AC-GAN, D's class loss on fakes too")
+    assert fakes["tricks"] == [["ACGANClassLoss", {"classes": 10, "d_on_fake": True}]]
+    assert pretrain_gans.RUNS["acgan"]["tricks"][0][1]["d_on_fake"] is False  # registry untouched
+    assert all(0 not in spec["seeds"] for spec in STUDIES.values()), "seed 0 is the shipped runs'"
+    with pytest.raises(ValueError, match="study"):
+        study_config("nope", "x")
+    with pytest.raises(ValueError, match="variant"):
+        study_config("dcgan_rules", "nope")
+
+
+def test_a_study_runs_and_a_stale_file_is_refused(tmp_path):
+    assert pretrain_gans.main(["--study", "dcgan_rules", "--steps", "2", "--seeds", "1",
+                               "--eval-samples", "50", "--out", str(tmp_path)]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["study_dcgan_rules.json"]
+    record = load_study("dcgan_rules", tmp_path)
+    assert list(record["variants"]) == list(STUDIES["dcgan_rules"]["variants"])
+    for entry in record["variants"].values():
+        (run,) = entry["runs"]
+        assert run["seed"] == 1 and run["log"]["step"][-1] == 2
+        assert sum(run["histogram"]) == pretrain_gans.CLASS_SAMPLES and len(run["real_spread"]) == 10
+    record["variants"]["max pooling in D"]["config"]["discriminator"][1]["downsample"] = "stride"
+    write_study(tmp_path, "dcgan_rules", record)
+    with pytest.raises(ValueError, match="no longer matches"):
+        load_study("dcgan_rules", tmp_path)
+    with pytest.raises(FileNotFoundError, match="make pretrained"):
+        load_study("acgan_classes", tmp_path)
+    with pytest.raises(ValueError, match="study"):
+        write_study(tmp_path, "acgan_classes", record)
+
+
+@pytest.mark.parametrize("study", list(STUDIES))
+def test_committed_studies_match_the_registry(study):
+    record = load_study(study)
+    assert record["seeds"] == STUDIES[study]["seeds"] and record["steps"] == STUDIES[study]["steps"]
+    for entry in record["variants"].values():
+        assert [r["seed"] for r in entry["runs"]] == record["seeds"]
+        assert all(r["log"]["step"][-1] == record["steps"] for r in entry["runs"])

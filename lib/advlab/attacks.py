@@ -1,4 +1,5 @@
-"""Adversarial attacks: FGSM, PGD, DeepFool, transfer between models, SimBA (query-only) and patches.
+"""Adversarial attacks: FGSM, PGD, DeepFool, transfer between models, SimBA (query-only) and patches,
+and the course's one definition of attack success (:func:`success_rate`).
 
 All functions work on batches of images ``(N, C, H, W)`` in ``[0, 1]`` and classifiers that
 return logits. Every attack runs the model in evaluation mode, restores each module's
@@ -82,6 +83,40 @@ def _predict(model, images, batch_size: int = 1000) -> torch.Tensor:
     with eval_mode(model):
         return torch.cat([model(images[i:i + batch_size]).argmax(1)
                           for i in range(0, len(images), batch_size)])
+
+
+class AttackSuccess(NamedTuple):
+    rate: float    # fooled / correct (NaN when no digit qualifies)
+    fooled: int    # digits the attack succeeded on
+    correct: int   # the denominator: digits the model got right when clean (and not of the target)
+
+
+def success_rate(model, clean, adversarial, labels, *, target: int | None = None) -> AttackSuccess:
+    """The course's one definition of attack success (notebook 02), over correctly classified digits.
+
+    Only digits the model classifies correctly when ``clean`` count: a digit it already gets
+    wrong is no success of the attack. Untargeted, the attack succeeds on such a digit when the
+    prediction on its ``adversarial`` version differs from its label. With ``target``, the
+    digits of the target class are left out too, and success means the prediction is
+    ``target``. Returns the rate, the number of successes and the number of digits counted.
+    """
+    check_images(clean, "clean")
+    check_images(adversarial, "adversarial")
+    if adversarial.shape != clean.shape:
+        raise ValueError(f"adversarial must have the shape of clean, {tuple(clean.shape)}, "
+                         f"got {tuple(adversarial.shape)}")
+    check_labels(labels, len(clean))
+    if target is not None:
+        check_int(target, "target", low=0)
+    counted = _predict(model, clean) == labels
+    if target is not None:
+        counted &= labels != target
+    n = int(counted.sum())
+    if n == 0:
+        return AttackSuccess(float("nan"), 0, 0)
+    predicted = _predict(model, adversarial[counted])
+    fooled = predicted != labels[counted] if target is None else predicted == target
+    return AttackSuccess(fooled.float().mean().item(), int(fooled.sum()), n)
 
 
 # --- gradient attacks -------------------------------------------------------------------------
@@ -220,7 +255,8 @@ def transfer_matrix(models: dict, images, labels,
 
     ``attack(model, images, labels)`` returns adversarial images. ``result[source][target]`` is
     the fraction of the images that ``target`` classifies correctly when clean which it
-    misclassifies after the attack crafted on ``source`` (the diagonal is white-box success).
+    misclassifies after the attack crafted on ``source`` (the diagonal is white-box success):
+    :func:`success_rate`'s definition, with each victim's correct digits found once.
     """
     if not isinstance(models, dict) or not models:
         raise TypeError("models must be a non-empty dict of name -> model")
@@ -426,8 +462,8 @@ def apply_patch(images, patch, *, positions=None, generator=None) -> torch.Tenso
 
 
 def train_patch(model, images, target: int, *, size, steps: int, batch_size: int = 64,
-                lr: float = 0.1, positions=None,
-                generator: torch.Generator | None = None) -> torch.Tensor:
+                lr: float = 0.1, positions=None, generator: torch.Generator | None = None,
+                objective: Callable | None = None) -> torch.Tensor:
     """Learn one universal patch that makes ``model`` predict ``target`` (Brown et al. 2017).
 
     The patch is ``sigmoid(theta)`` (so pixels stay in [0, 1]); each of ``steps`` Adam steps
@@ -435,6 +471,10 @@ def train_patch(model, images, target: int, *, size, steps: int, batch_size: int
     cross-entropy toward ``target``. ``size`` is ``s`` (square) or ``(h, w)``. Returns the patch.
     ``positions``: one fixed ``(top, left)`` corner for every image (a fixed-position patch,
     for contrast with the universal one); default uniformly random per image.
+    ``objective(outputs, targets)``: the scalar to lower instead of the cross-entropy, given the
+    model's outputs on the patched batch and the ``(batch_size,)`` targets; e.g. ``-outputs[:, 1]
+    .mean()`` raises an output without the cross-entropy's saturation (its gradient vanishes once
+    the target wins by a wide margin, a linear objective's never does).
     """
     check_images(images)
     check_int(target, "target", low=0)
@@ -444,6 +484,10 @@ def train_patch(model, images, target: int, *, size, steps: int, batch_size: int
     steps, batch_size = check_int(steps, "steps"), check_int(batch_size, "batch_size")
     lr = check_number(lr, "lr", low=0, strict=True)
     _check_patch(torch.zeros(images.shape[1], h, w), images)
+    if objective is None:
+        objective = F.cross_entropy
+    elif not callable(objective):
+        raise TypeError(f"objective must be callable(outputs, targets), got {type(objective).__name__}")
     if positions is not None:  # one corner for all: batches are random, so no per-image list
         positions = _fixed_positions(positions, None, images.shape[2:], (h, w))
     theta = torch.zeros(images.shape[1], h, w, device=images.device, requires_grad=True)
@@ -455,7 +499,7 @@ def train_patch(model, images, target: int, *, size, steps: int, batch_size: int
             batch = apply_patch(images[pick.to(images.device)], torch.sigmoid(theta),
                                 positions=positions, generator=generator)
             targets = torch.full((batch_size,), target, device=images.device)
-            loss = F.cross_entropy(model(batch), targets)
+            loss = objective(model(batch), targets)
             theta.grad = torch.autograd.grad(loss, theta)[0]
             opt.step()
     return torch.sigmoid(theta).detach()

@@ -284,6 +284,31 @@ def precision_recall(real, fake, *, k: int = 3) -> tuple[float, float]:
     return float(precision), float(recall)
 
 
+def within_class_spread(features, labels, classes: int, *, min_count: int = 2) -> torch.Tensor:
+    """Per class, the mean Euclidean distance between two different feature rows of that class:
+    ``(classes,)`` float64, NaN for a class with fewer than ``min_count`` rows.
+
+    ``features`` is ``(N, D)`` (e.g. :func:`classifier_features` of samples), ``labels`` their
+    ``N`` classes (e.g. what a classifier reads). A generator that collapses within a class
+    (the same few digits of each kind) has a small spread against real images of that class,
+    even when every class is present.
+    """
+    feats = _as_matrix(features, "features").double()
+    labels = _class_indices(labels, "labels", check_int(classes, "classes"))
+    if len(labels) != len(feats):
+        raise ValueError(f"labels must have one entry per feature row ({len(feats)}), got "
+                         f"{len(labels)}")
+    if check_int(min_count, "min_count") < 2:
+        raise ValueError(f"min_count must be at least 2 (a distance needs two rows), got {min_count}")
+    spread = torch.full((classes,), float("nan"), dtype=torch.float64)
+    for c in range(classes):
+        rows = feats[labels == c]
+        n = len(rows)
+        if n >= min_count:
+            spread[c] = torch.cdist(rows, rows).sum() / (n * (n - 1))
+    return spread
+
+
 def label_accuracy(G, classifier, *, per_class: int = 100, seed: int = 0):
     """How often ``classifier`` puts a conditional G's samples in their conditioning class.
 

@@ -145,8 +145,10 @@ class MLPDiscriminator(nn.Module):
     """``x (N, *in_shape) -> logits (N // pack,)``; ``features(x)`` is the last hidden layer.
 
     Hidden layers use ReLU (``negative_slope=0``) or LeakyReLU. With ``pack = m`` the
-    discriminator judges m samples at once, concatenated (PacGAN, Lin et al. 2018): a batch of N
-    samples becomes N / m packed inputs, so N must be divisible by m.
+    discriminator judges m samples at once, concatenated (PacGAN, Lin et al. 2018): N samples
+    become N / m packed inputs, so N must be divisible by m. :class:`advlab.gan.GANTrainer` reads
+    ``pack`` and feeds ``m * batch_size`` samples, so D still gives ``batch_size`` verdicts per
+    batch, each on a pack of m, as in PacGAN.
     """
 
     def __init__(self, in_shape=(2,), hidden=(128, 128, 128), *, negative_slope: float = 0.0,

@@ -53,8 +53,8 @@ def _dcgan_test_net(seed: int) -> nn.Module:
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        net = nn.ModuleDict({"G": DCGANGenerator(64, (1, 28, 28), 32),
-                             "D": ACGANDiscriminator((1, 28, 28), 32, 10),
+        net = nn.ModuleDict({"G": DCGANGenerator(64, (1, 28, 28), 32, init="default"),
+                             "D": ACGANDiscriminator((1, 28, 28), 32, 10, init="default"),
                              "other": nn.Sequential(nn.Embedding(10, 8), nn.LayerNorm(8))})
         with torch.no_grad():  # moved away from their defaults, so a change shows
             for m in net.modules():

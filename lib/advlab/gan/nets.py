@@ -9,15 +9,18 @@ convolution over the whole remaining map gives the logit.
 
 * :class:`DCGANGenerator` ``z (N, z_dim) -> x (N, C, H, W)`` in [-1, 1].
 * :class:`DCGANDiscriminator` ``x -> logits (N,)``; ``features(x)`` is the last feature map,
-  flattened. ``norm="batch" | "layer" | "none"``.
+  flattened. ``norm="batch" | "layer" | "none"``; ``downsample="pool"`` swaps each stride-2
+  convolution for a stride-1 convolution and 2x2 max pooling (against DCGAN's first rule, for
+  notebook 11's comparison).
 * :class:`ACGANGenerator` ``(z, labels) -> x``: the label enters through an embedding that
   multiplies z (Odena et al. 2017 concatenate a one-hot code; the product gives each class its
-  own scaling of the latent space, which trained faster and more reliably here).
+  own scaling of the latent space: the course's choice, not compared with the paper's).
 * :class:`ACGANDiscriminator` ``x -> (adversarial logits (N,), class logits (N, classes))``.
 * :class:`Critic`: the WGAN critic, a :class:`DCGANDiscriminator` with no batch norm by default
   (its output is an unbounded score, never a probability: there is no sigmoid anywhere).
-* :func:`dcgan_init_`: the DCGAN paper's initialisation, N(0, 0.02) weights (the course's
-  networks keep PyTorch's default initialisation; this is for notebook 11's exercise).
+* :func:`dcgan_init_`: the DCGAN paper's initialisation, N(0, 0.02) weights. Every network of
+  this module starts from it (``init="dcgan"``, the default); ``init="default"`` keeps PyTorch's
+  own (uniform within +-1/sqrt(fan-in)), for notebook 11's comparison.
 * :func:`slerp`: spherical interpolation between two latent vectors.
 """
 
@@ -29,6 +32,20 @@ from torch import nn
 from ..checks import check_int
 
 NORMS = ("batch", "layer", "none")
+INITS = ("dcgan", "default")
+DOWNSAMPLES = ("stride", "pool")
+
+
+def _check_choice(value, choices, name: str) -> str:
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {choices}, got {value!r}")
+    return value
+
+
+def _initialise(net: nn.Module, init: str) -> None:
+    """DCGAN's initialisation of ``net`` (the global RNG) unless ``init == "default"``."""
+    if init == "dcgan":
+        dcgan_init_(net)
 
 
 def _image_shape(image_shape) -> tuple[int, int, int]:
@@ -57,10 +74,13 @@ class DCGANGenerator(nn.Module):
     The first transposed convolution maps the 1x1 latent to ``start x start`` with
     ``width * 2**(doublings - 1)`` channels; every following one doubles the side (kernel 4,
     stride 2, padding 1) and halves the channels, down to ``width``, then to C with tanh.
+    ``init="dcgan"`` (default) applies :func:`dcgan_init_`; ``"default"`` keeps PyTorch's.
     """
 
-    def __init__(self, z_dim: int = 64, image_shape=(1, 28, 28), width: int = 32):
+    def __init__(self, z_dim: int = 64, image_shape=(1, 28, 28), width: int = 32, *,
+                 init: str = "dcgan"):
         super().__init__()
+        self.init = _check_choice(init, INITS, "init")
         self.z_dim = check_int(z_dim, "z_dim")
         self.image_shape = _image_shape(image_shape)
         check_int(width, "width")
@@ -76,6 +96,7 @@ class DCGANGenerator(nn.Module):
         layers += [nn.ConvTranspose2d(ch, channels, 4, 2, 1) if n else nn.Conv2d(ch, channels, 1),
                    nn.Tanh()]
         self.net = nn.Sequential(*layers)
+        _initialise(self, init)
 
     def forward(self, z):
         if z.dim() != 2 or z.shape[1] != self.z_dim:
@@ -96,28 +117,43 @@ class DCGANDiscriminator(nn.Module):
 
     The first convolution has no normalisation (DCGAN rule); the others get ``norm``. The last
     convolution covers the whole ``start x start`` map, so the net has no linear layer.
+    ``downsample="pool"`` replaces each stride-2 convolution by a stride-1 one of the same kernel
+    (4, zero padding 1 before and 2 after, so the map keeps its size) followed, after its
+    normalisation and activation, by 2x2 max pooling: the same weights, maps and channels, with
+    fixed instead of learned downsampling. ``init="dcgan"`` (default) applies
+    :func:`dcgan_init_`; ``"default"`` keeps PyTorch's initialisation.
     """
 
-    def __init__(self, image_shape=(1, 28, 28), width: int = 32, *, norm: str = "batch"):
+    def __init__(self, image_shape=(1, 28, 28), width: int = 32, *, norm: str = "batch",
+                 downsample: str = "stride", init: str = "dcgan"):
         super().__init__()
         self.image_shape = _image_shape(image_shape)
         check_int(width, "width")
-        if norm not in NORMS:
-            raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
-        self.norm = norm
+        self.norm = _check_choice(norm, NORMS, "norm")
+        self.downsample = _check_choice(downsample, DOWNSAMPLES, "downsample")
+        self.init = _check_choice(init, INITS, "init")
         channels, side = self.image_shape[0], self.image_shape[1]
         start, n = start_size(side)
         if n == 0:
             raise ValueError(f"image_shape side must be divisible by 2 at least once, got {side}")
-        layers: list[nn.Module] = [nn.Conv2d(channels, width, 4, 2, 1), nn.LeakyReLU(0.2, True)]
+
+        def down(c_in, c_out, bias, norm_layers):
+            if downsample == "stride":
+                return [nn.Conv2d(c_in, c_out, 4, 2, 1, bias=bias), *norm_layers,
+                        nn.LeakyReLU(0.2, True)]
+            return [nn.ZeroPad2d((1, 2, 1, 2)), nn.Conv2d(c_in, c_out, 4, 1, bias=bias), *norm_layers,
+                    nn.LeakyReLU(0.2, True), nn.MaxPool2d(2)]
+
+        pool = downsample == "pool"  # the norm of a pooled block acts before pooling
+        layers: list[nn.Module] = down(channels, width, True, [])
         ch, side = width, side // 2
         for _ in range(n - 1):
-            layers += [nn.Conv2d(ch, ch * 2, 4, 2, 1, bias=norm == "none"),
-                       *_norm(norm, ch * 2, side // 2), nn.LeakyReLU(0.2, True)]
+            layers += down(ch, ch * 2, norm == "none", _norm(norm, ch * 2, side if pool else side // 2))
             ch, side = ch * 2, side // 2
         self.body = nn.Sequential(*layers)
         self.feature_dim = ch * start * start
         self.head = nn.Conv2d(ch, 1, start)
+        _initialise(self, init)
 
     def _check(self, x):
         if x.dim() != 4 or tuple(x.shape[1:]) != self.image_shape:
@@ -137,8 +173,9 @@ class Critic(DCGANDiscriminator):
     """The WGAN critic: a DCGAN discriminator whose output is a score, by default without any
     batch norm (a gradient penalty needs each score to depend on its own input only)."""
 
-    def __init__(self, image_shape=(1, 28, 28), width: int = 32, *, norm: str = "none"):
-        super().__init__(image_shape, width, norm=norm)
+    def __init__(self, image_shape=(1, 28, 28), width: int = 32, *, norm: str = "none",
+                 init: str = "dcgan"):
+        super().__init__(image_shape, width, norm=norm, init=init)
 
 
 class ACGANGenerator(nn.Module):
@@ -149,12 +186,12 @@ class ACGANGenerator(nn.Module):
     """
 
     def __init__(self, z_dim: int = 64, image_shape=(1, 28, 28), width: int = 32,
-                 classes: int = 10):
+                 classes: int = 10, *, init: str = "dcgan"):
         super().__init__()
         self.classes = check_int(classes, "classes")
-        self.body = DCGANGenerator(z_dim, image_shape, width)
+        self.body = DCGANGenerator(z_dim, image_shape, width, init=init)
         self.z_dim, self.image_shape = self.body.z_dim, self.body.image_shape
-        self.embed = nn.Embedding(self.classes, self.z_dim)
+        self.embed = nn.Embedding(self.classes, self.z_dim)  # N(0, 1), as PyTorch draws it
 
     def forward(self, z, labels=None):
         if labels is None:
@@ -173,12 +210,13 @@ class ACGANDiscriminator(nn.Module):
     heads. The class head returns logits; its loss is cross-entropy (never NLL on softmax)."""
 
     def __init__(self, image_shape=(1, 28, 28), width: int = 32, classes: int = 10, *,
-                 norm: str = "batch"):
+                 norm: str = "batch", init: str = "dcgan"):
         super().__init__()
         self.classes = check_int(classes, "classes")
-        self.trunk = DCGANDiscriminator(image_shape, width, norm=norm)
+        self.trunk = DCGANDiscriminator(image_shape, width, norm=norm, init=init)
         self.image_shape = self.trunk.image_shape
         self.class_head = nn.Linear(self.trunk.feature_dim, self.classes)
+        _initialise(self.class_head, _check_choice(init, INITS, "init"))
 
     def features(self, x):
         return self.trunk.features(x)

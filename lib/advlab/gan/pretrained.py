@@ -13,6 +13,11 @@ config and seed and writes, per run NAME, into the package folder ``advlab/gan/w
 * ``NAME.json``: the same config plus the training log (metrics at each evaluation step);
 * ``NAME_snapshots.pt`` (optional): the generator at several steps, in float16.
 
+:data:`STUDIES` are small controlled experiments over the same runs: variants of a run (another
+initialisation, pooling, another class loss, no class information), each trained under several
+seeds for a fixed number of steps. ``make pretrained`` writes each study's numbers (no weights)
+to ``study_NAME.json``; :func:`load_study` reads it.
+
 :func:`load_generator` rebuilds G from the config in the checkpoint, loads the weights and checks
 that the JSON beside it describes the same run; :func:`load_snapshots` reads the snapshots. The files are found with :mod:`importlib.resources`,
 so they load wherever the package is installed.
@@ -61,6 +66,7 @@ RUNS = {
         "trainer": {"loss": "non-saturating", "lr_g": 2e-4, "lr_d": 2e-4, "betas": [0.5, 0.999],
                     "batch_size": 64},
         "steps": 4000, "snapshots": 6},
+    # Every DCGAN-family network starts from DCGAN's N(0, 0.02) initialisation (advlab.gan.nets).
     # AC-GAN: z times a label embedding; D's class head learns from real images only.
     "acgan": {
         "generator": ["ACGANGenerator", {"z_dim": 64, "image_shape": MNIST, "width": 32,
@@ -71,13 +77,13 @@ RUNS = {
                     "batch_size": 64},
         "tricks": [["ACGANClassLoss", {"classes": 10, "d_on_fake": False}]],
         "steps": 6000},
-    # WGAN-GP: the paper's lambda = 10, betas (0, 0.9) and 5 critic steps; a larger learning
-    # rate (1e-3, paper 1e-4) and smaller batches (32, paper 64) to learn within CPU minutes.
+    # WGAN-GP: exactly the paper's settings (Adam 1e-4, betas (0, 0.9), lambda = 10, 5 critic
+    # steps, batch 64) and a critic without batch norm; as many generator steps as wgan_clip.
     "wgan_gp": {
         "generator": ["DCGANGenerator", {"z_dim": 64, "image_shape": MNIST, "width": 32}],
         "discriminator": ["Critic", {"image_shape": MNIST, "width": 32, "norm": "none"}],
-        "trainer": {"loss": "wgan-gp", "lr_g": 1e-3, "lr_d": 1e-3, "betas": [0.0, 0.9],
-                    "batch_size": 32, "n_critic": 5},
+        "trainer": {"loss": "wgan-gp", "lr_g": 1e-4, "lr_d": 1e-4, "betas": [0.0, 0.9],
+                    "batch_size": 64, "n_critic": 5},
         "steps": 1500},
     # WGAN with weight clipping: exactly the paper's settings (RMSprop 5e-5, clip 0.01, 5 critic
     # steps, batch 64) and its batch-normed DCGAN critic.
@@ -88,6 +94,31 @@ RUNS = {
                     "batch_size": 64, "n_critic": 5},
         "tricks": [["WeightClipping", {"clip": 0.01}]],
         "steps": 1500},
+}
+
+# Controlled experiments: each variant is a run of RUNS ("base") with its networks' keyword
+# arguments updated and, where given, its tricks replaced; every variant trains under each seed
+# (never seed 0, the shipped runs' seed) for "steps" generator steps.
+STUDIES = {
+    # Two DCGAN rules measured: the paper's initialisation, and strided convolutions in D.
+    "dcgan_rules": {
+        "steps": 1000, "seeds": [1, 2, 3],
+        "variants": {
+            "DCGAN (N(0, 0.02) init, strided D)": {"base": "dcgan"},
+            "PyTorch's default init": {"base": "dcgan", "generator": {"init": "default"},
+                                       "discriminator": {"init": "default"}},
+            "max pooling in D": {"base": "dcgan", "discriminator": {"downsample": "pool"}},
+        }},
+    # AC-GAN's class loss on D's fakes (Odena et al.) or on real images only (the course's
+    # default), and an unconditional DCGAN with the same body, settings and steps.
+    "acgan_classes": {
+        "steps": 1500, "seeds": [1, 2, 3],
+        "variants": {
+            "AC-GAN, D's class loss on real only": {"base": "acgan"},
+            "AC-GAN, D's class loss on fakes too": {
+                "base": "acgan", "tricks": [["ACGANClassLoss", {"classes": 10, "d_on_fake": True}]]},
+            "unconditional DCGAN": {"base": "dcgan"},
+        }},
 }
 WEIGHTS = "weights"  # the package-data folder beside this module
 TRAINING_COURSE_SEED = 0  # the course seed whose quick MNIST split the shipped runs trained on
@@ -147,6 +178,54 @@ def trainer_settings(config: dict) -> tuple[dict, list]:
     settings["loss"], recipe = RECIPES.get(settings["loss"], (settings["loss"], []))
     tricks = [_build(t, TRICKS, "trick") for t in [*config.get("tricks", []), *recipe]]
     return settings, tricks
+
+
+def study_config(study: str, variant: str) -> dict:
+    """The run config (an entry of :data:`RUNS`, steps included) of ``variant`` of ``study``."""
+    if study not in STUDIES:
+        raise ValueError(f"study must be one of {sorted(STUDIES)}, got {study!r}")
+    variants = STUDIES[study]["variants"]
+    if variant not in variants:
+        raise ValueError(f"variant must be one of {list(variants)}, got {variant!r}")
+    change = variants[variant]
+    config = json.loads(json.dumps(RUNS[change["base"]]))  # a deep copy of plain data
+    for net in ("generator", "discriminator"):
+        config[net][1].update(change.get(net, {}))
+    if "tricks" in change:
+        config["tricks"] = json.loads(json.dumps(change["tricks"]))
+    config.pop("snapshots", None)
+    config["steps"] = STUDIES[study]["steps"]
+    return config
+
+
+def write_study(folder, study: str, record: dict) -> Path:
+    """Write ``record`` (``{"study", "variants": {variant: {"config", "seeds": [...]}}, ...}``)
+    to ``study_NAME.json`` in ``folder``, through a temporary file."""
+    if study not in STUDIES or record.get("study") != study:
+        raise ValueError(f"record must be for study {study!r}, one of {sorted(STUDIES)}")
+    folder = _folder(folder if folder is not None else pretrained_dir())
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / f".study_{study}.json.tmp"
+    tmp.write_text(json.dumps(record, indent=1) + "\n")
+    tmp.replace(folder / f"study_{study}.json")
+    return folder
+
+
+def load_study(study: str, folder=None) -> dict:
+    """The numbers of study ``study`` (see :data:`STUDIES`) as ``make pretrained`` wrote them;
+    raises when the file is missing or its variants no longer match the registry."""
+    if study not in STUDIES:
+        raise ValueError(f"study must be one of {sorted(STUDIES)}, got {study!r}")
+    path = _folder(folder).joinpath(f"study_{study}.json")
+    if not path.is_file():
+        raise FileNotFoundError(f"no study {study!r} in {_folder(folder)}: run `make pretrained` "
+                                "(tools/pretrain_gans.py --study) first")
+    record = json.loads(path.read_text(encoding="utf-8"))
+    for variant, entry in record["variants"].items():
+        if variant not in STUDIES[study]["variants"] or entry["config"] != study_config(study, variant):
+            raise ValueError(f"study_{study}.json's variant {variant!r} no longer matches "
+                             "STUDIES: rerun it with tools/pretrain_gans.py --study")
+    return record
 
 
 def _generator(spec, state: dict):

@@ -8,6 +8,12 @@ Per step, in the order of the course notes (see :mod:`advlab.gan.tricks` for the
 4. G to fool D: the now-updated D judges the same fake batch, G's optimiser step. G's backward
    pass computes gradients for G's parameters only, so D is never changed by G's step.
 
+Packing (PacGAN, Lin et al. 2018): a D with ``D.pack = m > 1`` (e.g.
+``MLPDiscriminator(pack=m)``) judges m samples at once. The trainer then draws ``m * batch_size``
+real samples and ``m * batch_size`` latents per step, so D still gives ``batch_size`` verdicts per
+batch, each on a pack of m, for D's step and G's step alike (the PacGAN protocol). With ``m = 1``
+the loop draws exactly what it drew before packing existed.
+
 Losses are recorded as tensors and only looked at every ``check_every`` steps (no per-step
 ``.item()``), where non-finite values stop training with :class:`GANDivergedError`. Snapshots
 (models, optimisers, RNG states, trick state, loss history, step) go through the atomic
@@ -96,6 +102,11 @@ class GANTrainer:
     each step of a run of ``steps`` (e.g. :func:`linear_decay`). All randomness of the loop
     (real batches, z, the tricks' noise and interpolates) comes from ``self.generator``, seeded
     by ``seed``.
+
+    Packing: ``self.pack = getattr(D, "pack", 1)``. A D that packs ``m`` samples into one input
+    gets ``m * batch_size`` real samples and ``m * batch_size`` fakes per call (a data function
+    is asked for ``m * batch_size``), so it returns ``batch_size`` logits, as in PacGAN; ``ctx.real``
+    and ``ctx.fake`` hold the unpacked samples. ``pack=1`` draws exactly ``batch_size`` of each.
     """
 
     def __init__(self, G: nn.Module, D: nn.Module, data, *, loss="non-saturating",
@@ -133,6 +144,7 @@ class GANTrainer:
         self._hooks = {h: overriding(self.tricks, h) for h in HOOKS}
         self.device = torch.device(device) if device is not None else default_device()
         self.G, self.D = G.to(self.device), D.to(self.device)
+        self.pack = check_int(getattr(D, "pack", 1), "D.pack")
         self._sample_real = self._make_sampler(data)
         self.seed = seed
         self.generator = torch.Generator(self.device).manual_seed(seed)
@@ -145,6 +157,8 @@ class GANTrainer:
                        "lr_d": lr_d, "betas": list(betas), "real_label": self.real_label,
                        "optimizer": optimizer, "seed": seed,
                        "tricks": [type(t).__name__ for t in self.tricks]}
+        if self.pack > 1:  # only then: snapshots of unpacked runs keep their config
+            self.config["pack"] = self.pack
         if lr_schedule is not None:
             self.config["lr_schedule"] = getattr(lr_schedule, "__qualname__",
                                                  type(lr_schedule).__name__)
@@ -164,7 +178,7 @@ class GANTrainer:
     def _make_sampler(self, data):
         if callable(data) and not isinstance(data, torch.Tensor):
             def sample_fn():
-                out = data(self.batch_size, self.generator)
+                out = data(self.pack * self.batch_size, self.generator)
                 return out if isinstance(out, tuple) else (out, None)
             return sample_fn
         if isinstance(data, ImageSet):
@@ -177,7 +191,7 @@ class GANTrainer:
             raise ValueError(f"labels must have length {len(x)}, got {len(y)}")
         x = x.to(self.device, torch.float32)
         y = y.to(self.device) if y is not None else None
-        n, size = len(x), (self.batch_size,)
+        n, size = len(x), (self.pack * self.batch_size,)  # m samples per verdict of a packing D
 
         def sample_tensor():
             idx = torch.randint(n, size, generator=self.generator, device=self.device)
@@ -192,7 +206,7 @@ class GANTrainer:
         return self.D(x)
 
     def _generate(self, ctx, keep_graph: bool):
-        z = torch.randn(self.batch_size, self.z_dim, generator=self.generator,
+        z = torch.randn(self.pack * self.batch_size, self.z_dim, generator=self.generator,
                         device=self.device)
         for hook in self._hooks["latent"]:
             z = hook(z, ctx)

@@ -5,7 +5,8 @@ plugs in here instead of into a copy of the loop. Per training step the trainer 
 
     before_step(ctx)                           once, before anything else in the step
     repeat n_critic times:
-        real = next real batch                 -> ctx.real (ctx.real_labels if labelled)
+        real = next real batch                 -> ctx.real (ctx.real_labels if labelled);
+                                                  pack x batch_size samples for a packing D
         out_r = D(d_inputs(real, ctx))         -> ctx.d_real   (D on real)
         z = latent(z, ctx); fake = G(z)        -> ctx.z, ctx.fake (generate fake)
         out_f = D(d_inputs(fake.detach(), ctx)) -> ctx.d_fake  (D on fake)
@@ -28,7 +29,9 @@ one-sided label smoothing     ``real_label=0.9`` of the trainer (a loss option, 
 virtual batch norm            a layer with a fixed reference batch in G (:mod:`.layers`,
                               no hook: every forward pass re-runs the reference batch)
 instance noise                :class:`InstanceNoise`, ``d_inputs``: x + sigma(step) * noise
-packing                       ``MLPDiscriminator(pack=m)`` (no hook)
+packing                       ``MLPDiscriminator(pack=m)`` (no hook): the trainer draws
+                              m x batch_size real samples and fakes, so D judges
+                              batch_size packs of m (PacGAN)
 weight clipping (WGAN)        :class:`~advlab.gan.wgan.WeightClipping`, ``after_d_step``:
                               clamp D's weights
 gradient penalty (WGAN-GP)    :class:`~advlab.gan.wgan.GradientPenalty`, ``d_loss``: add
@@ -303,7 +306,8 @@ class TrickSet:
     Switches: ``feature_matching``, ``minibatch_discrimination``, ``historical_averaging``,
     ``label_smoothing`` (real targets ``real_label``, fakes stay 0), ``virtual_batch_norm`` (in
     G), ``instance_noise`` (``noise_std`` annealed to 0 by ``noise_until`` of training) and
-    ``pack`` (PacGAN: D judges ``pack`` samples at once; 1 = off). Use :meth:`generator`,
+    ``pack`` (PacGAN: D judges ``pack`` samples at once and the trainer draws ``pack`` times as
+    many samples, so D's verdicts per batch stay ``batch_size``; 1 = off). Use :meth:`generator`,
     :meth:`discriminator`, :meth:`hooks` and :meth:`trainer_kwargs` to build a run.
     """
 
