@@ -22,8 +22,8 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-# Run every notebook (executed copies + runs.json in build/executed/; on 2+ cores Part I and Part II
-# side by side after notebook 00, see tools/course.py), then build the course site
+# Run every notebook (executed copies + runs.json in build/executed/; on 2+ cores Part I beside 06 and Part II,
+# see tools/course.py), then build the course site
 # into build/site/ (open build/site/index.html); the site is built even when a notebook failed,
 # to show where, and then the target fails.
 course: install
@@ -55,7 +55,7 @@ wheel: install
 	$(PY) -m pytest tests/test_wheel.py -q -rs
 
 # nbval (--nbval-lax) over every notebook: the committed outputs come from course seed 0; the run
-# trains into a temporary data folder; Part I and Part II run side by side (tools/course.py).
+# trains into a temporary data folder; Part I runs beside 06 and Part II (tools/course.py).
 notebooks: install
 	@data=$$(mktemp -d); \
 	ADVLAB_SEED=0 ADVLAB_DATA=$$data $(PY) tools/course.py nbval --timeout $(CELL_TIMEOUT); \
@@ -104,10 +104,12 @@ clean:
 
 # Small generator checkpoints for notebooks 11-14 (CPU minutes; one thread, so two runs can share
 # a 2-core machine): written into the package, lib/advlab/gan/weights/, with each run's config and
-# log (JSON), so the wheel carries them.
+# log (JSON), so the wheel carries them; then notebook 10's ablation over ten seeds (190 toy runs,
+# about half an hour of CPU time, one worker per core), whose samples ship there too.
 .PHONY: pretrained
 pretrained: install
 	OMP_NUM_THREADS=1 $(PY) tools/pretrain_gans.py
+	OMP_NUM_THREADS=1 $(PY) tools/toy_ablation.py
 
 # Before tagging a release: advlab.__version__, the top CHANGELOG.md heading and CITATION.cff
 # must name the same version and date (tools/release_check.py says which file disagrees).

@@ -382,3 +382,46 @@ def test_attacks_follow_the_input_device():
     assert attacks.pgd(model, x, y, 0.1, steps=2).device == x.device
     assert attacks.simba(model, x, y, eps=0.2, max_queries=10).images.device == x.device
     assert attacks.apply_patch(x, torch.rand(1, 3, 3)).device == x.device
+
+
+# --- an attack's own objective ------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", ["ce", "margin"])
+def test_pgd_with_a_loss_function_matches_the_named_loss(name):
+    model = _small_cnn()
+    x, y = _batch(n=8)
+
+    def own(logits, labels):
+        return attacks.attack_loss(logits, labels, name, reduction="none")
+
+    for targeted in (False, True):
+        kw = {"steps": 4, "targeted": targeted, "restarts": 2}
+        named = attacks.pgd(model, x, y, 0.1, loss=name, generator=torch.Generator().manual_seed(3), **kw)
+        mine = attacks.pgd(model, x, y, 0.1, loss=own, generator=torch.Generator().manual_seed(3), **kw)
+        torch.testing.assert_close(mine, named, atol=0, rtol=0)
+
+
+def test_pgd_with_a_loss_function_descends_it_when_targeted():
+    model = _small_cnn()
+    x, y = _batch(n=16)
+    model.eval()
+
+    def entropy(logits, labels):  # labels unused: a label-free objective
+        return -(logits.softmax(1) * logits.log_softmax(1)).sum(1)
+
+    with torch.no_grad():
+        before = entropy(model(x), y)
+        up = entropy(model(attacks.pgd(model, x, y, 0.2, steps=10, loss=entropy,
+                                       generator=torch.Generator().manual_seed(0))), y)
+        down = entropy(model(attacks.pgd(model, x, y, 0.2, steps=10, loss=entropy, targeted=True,
+                                         generator=torch.Generator().manual_seed(0))), y)
+    assert (up > before).float().mean() > 0.9 and (down < before).float().mean() > 0.9
+
+
+def test_a_loss_function_must_give_one_value_per_image():
+    model = _small_cnn()
+    x, y = _batch(n=4)
+    with pytest.raises(ValueError, match="one value per image"):
+        attacks.pgd(model, x, y, 0.1, loss=lambda z, t: z.sum())
+    with pytest.raises(ValueError, match="loss must be one of"):
+        attacks.pgd(model, x, y, 0.1, loss="hinge")

@@ -11,6 +11,7 @@ import torch
 
 import advlab.gan
 from advlab import checkpoints, metrics
+from advlab.gan import pretrained
 from advlab.gan.pretrained import (
     STUDIES,
     load_generator,
@@ -21,6 +22,7 @@ from advlab.gan.pretrained import (
     write_run,
     write_study,
 )
+from advlab.gan.toy import ABLATION_FILE
 from advlab.models import to_unit
 from advlab.train import course_model
 
@@ -100,7 +102,7 @@ def test_weights_are_package_data():
     assert folder == Path(advlab.gan.__file__).parent / "weights"
     shipped = sorted(p.name for p in folder.iterdir() if not p.name.startswith("."))
     assert shipped == sorted([f"{n}{s}" for n in COMMITTED for s in (".pt", ".json")]
-                             + ["dcgan_snapshots.pt"] + [f"study_{s}.json" for s in STUDIES])
+                             + ["dcgan_snapshots.pt", ABLATION_FILE] + [f"study_{s}.json" for s in STUDIES])
     declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
     assert {"weights/*.pt", "weights/*.json"} <= set(declared["package-data"]["advlab.gan"]), (
         "pyproject.toml must declare the weights as package data, or a wheel has none")
@@ -128,9 +130,18 @@ def test_committed_dcgan_reproduces_its_logged_fid():
         fake = to_unit(G(z))
     fid = metrics.classifier_fid(held_out.images, fake, classifier.cpu())
     # The feature extractor is the course's target CNN, retrained from scratch in a fresh
-    # checkout; a different CPU thread count changes its float sums, so its features (and the
-    # FID) move by about 1 %. A wrong or mismatched checkpoint moves it by tens of points.
-    assert fid == pytest.approx(record["final"]["classifier_fid"], rel=0.03)
+    # checkout: float rounding alone (another CPU, one thread instead of two) gives another
+    # network, and the same checkpoint then scored -1 % to +6 % against its log (+18 to +43 %
+    # under the other course seeds' CNNs). So the log bounds the score only loosely ...
+    drift = fid / record["final"]["classifier_fid"] - 1
+    assert -0.2 < drift < 0.6, f"the shipped DCGAN scores {drift:+.0%} against its log"
+    # ... and the weights must be the trained ones: an untrained generator of the same build
+    # scores several times worse under the same ruler.
+    torch.manual_seed(0)
+    untrained = pretrained.build_generator(record["config"]["generator"]).eval()
+    with torch.no_grad():
+        noise = to_unit(untrained(z))
+    assert fid < 0.5 * metrics.classifier_fid(held_out.images, noise, classifier.cpu())
 
 
 def test_study_configs_change_only_what_the_variant_names():

@@ -116,27 +116,26 @@ def test_refresh_drops_per_cell_timing():
     assert "execution" not in out.cells[0].metadata and out.cells[0].metadata["tags"] == ["keep"]
 
 
-def test_lanes_run_00_first_then_part_one_beside_part_two():
+def test_lanes_run_part_one_beside_06_and_part_two():
     paths = course.notebook_paths()
-    first, second = course.stages(paths, 2)
-    assert [p.name[:2] for lane in first for p in lane] == ["00"]
-    part_one, part_two = second
-    assert [p.name[:2] for p in part_one] == [f"{i:02d}" for i in range(1, 8)]
-    assert [p.name[:2] for p in part_two] == [f"{i:02d}" for i in range(8, 15)]
+    (part_one, second), = course.stages(paths, 2)
+    assert [p.name[:2] for p in part_one] == ["00", "01", "02", "03", "04", "05", "07"]
+    assert [p.name[:2] for p in second] == ["06"] + [f"{i:02d}" for i in range(8, 15)]
     assert course.stages(paths, 1) == [[paths]]
     only_gan = course.stages(course.notebook_paths(["10", "12"]), 2)
     assert only_gan == [[[], course.notebook_paths(["10", "12"])]]
+    assert course.stages([], 2) == []
 
 
-def test_part_two_lane_runs_on_one_thread_unless_told_otherwise(monkeypatch):
+def test_the_gan_lane_runs_on_one_thread_unless_told_otherwise(monkeypatch):
     for name in ("ADVLAB_THREADS", "ADVLAB_WORKERS", "OMP_WAIT_POLICY"):
         monkeypatch.delenv(name, raising=False)
-    part_one, part_two = course.stages(course.notebook_paths(), 2)[1]
-    one, two = course.lane_env(part_one), course.lane_env(part_two)
+    part_one, second = course.stages(course.notebook_paths(), 2)[0]
+    one, two = course.lane_env(part_one), course.lane_env(second)
     assert "ADVLAB_THREADS" not in one and one["OMP_WAIT_POLICY"] == "PASSIVE"
     assert two["ADVLAB_THREADS"] == "1" and two["ADVLAB_WORKERS"] == "1"
     monkeypatch.setenv("ADVLAB_THREADS", "4")
-    assert course.lane_env(part_two)["ADVLAB_THREADS"] == "4"
+    assert course.lane_env(second)["ADVLAB_THREADS"] == "4"
 
 
 def test_lanes_default_to_two_only_for_the_quick_profile_on_two_cores(monkeypatch):

@@ -5,13 +5,15 @@
     python tools/course.py nbval                 # every notebook under nbval (`make notebooks`)
     python tools/course.py badges                # rewrite the Colab / Binder badges
 
-``run`` and ``nbval`` use two **lanes** on a machine with two or more cores (quick profile):
-notebook 00 first, alone (it trains the target CNN the others load), then Part I (01-07) and
-Part II (08-14) side by side. Part I keeps PyTorch's default threads; Part II, whose networks are
-small, runs on one thread (``ADVLAB_THREADS=1``, ``ADVLAB_WORKERS=1``), the thread count its
-notebooks choose anyway, so every notebook prints the numbers a run on its own prints. OpenMP
-threads wait passively (``OMP_WAIT_POLICY=PASSIVE``) so that the lanes share the cores instead
-of spinning against each other. ``--lanes 1`` runs everything in order in one process.
+``run`` and ``nbval`` use two **lanes** on a machine with two or more cores (quick profile), side
+by side: Part I (00-07, without 06) in one, and in the other notebook 06 followed by Part II
+(08-14). Notebook 06 trains only its own networks, so it can lead the second lane, which balances
+the two; Part II needs only 00's target CNN, which the first lane has trained long before the
+second reaches notebook 10. The first lane keeps PyTorch's default threads; the second, whose
+GAN networks are small, runs on one thread (``ADVLAB_THREADS=1``, ``ADVLAB_WORKERS=1``), the
+thread count the GAN notebooks choose anyway. OpenMP threads wait passively
+(``OMP_WAIT_POLICY=PASSIVE``) so that the lanes share the cores instead of spinning against each
+other. ``--lanes 1`` runs everything in order in one process.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ NOTEBOOKS = ROOT / "notebooks"
 BADGE_START = "<!-- badges -->"
 BADGE_END = "<!-- /badges -->"
 PART_TWO = "08"  # the GAN notebooks: small networks, and only 00's target CNN from Part I
+SECOND_LANE_FIRST = ("06",)  # Part I notebooks that load no other notebook's model
 
 
 def repository() -> tuple[str, str]:
@@ -74,17 +77,17 @@ def stages(paths: list[Path], lanes: int) -> list[list[list[Path]]]:
     """The notebooks as stages run one after the other, each a list of lanes run side by side."""
     if lanes == 1:
         return [[paths]] if paths else []
-    first = [p for p in paths if p.name < "01"]
-    part_one = [p for p in paths if "01" <= p.name < PART_TWO]
-    part_two = [p for p in paths if p.name >= PART_TWO]
-    return [stage for stage in ([first], [part_one, part_two]) if any(stage)]
+    second = ([p for p in paths if p.name[:2] in SECOND_LANE_FIRST]
+              + [p for p in paths if p.name >= PART_TWO])
+    first = [p for p in paths if p not in second]
+    return [[first, second]] if paths else []
 
 
 def lane_env(lane: list[Path]) -> dict:
     """The environment of one lane (kernels inherit it); what the caller set is kept."""
     env = dict(os.environ)
     env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    if lane and lane[0].name >= PART_TWO:
+    if any(p.name >= PART_TWO for p in lane):
         env.setdefault("ADVLAB_THREADS", "1")
         env.setdefault("ADVLAB_WORKERS", "1")
     return env
@@ -284,7 +287,7 @@ def main(argv=None) -> int:
     for p in (r, v):
         p.add_argument("--timeout", type=int, default=600, help="seconds per cell")
         p.add_argument("--lanes", type=int, choices=(1, 2), default=default_lanes(),
-                       help="2: Part I beside Part II after 00 (default on 2+ cores, quick)")
+                       help="2: Part I beside 06 and Part II (default on 2+ cores, quick)")
         p.add_argument("only", nargs="*", help="run only notebooks whose name contains one of these")
     sub.add_parser("badges", help="rewrite the Colab / Binder badges in every notebook")
     args = parser.parse_args(argv)

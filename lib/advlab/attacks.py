@@ -43,8 +43,16 @@ def attack_loss(logits: torch.Tensor, labels: torch.Tensor, loss: str = "ce", *,
 
     ``"ce"``: cross-entropy ``-log softmax(z)_y``. ``"margin"`` (Carlini & Wagner 2017, on the
     logits): ``max_{j != y} z_j - z_y``, positive exactly when ``y`` is not the top class.
+    ``loss`` may also be a function ``(logits, labels) -> one value per image`` (an attack's own
+    objective, e.g. one that also lowers a detector's score).
     The default sum over the batch keeps each image's gradient independent of the batch size.
     """
+    if callable(loss):
+        value = loss(logits, labels)
+        if not isinstance(value, torch.Tensor) or value.shape != labels.shape:
+            raise ValueError(f"a loss function must return one value per image, shape "
+                             f"{tuple(labels.shape)}, got {getattr(value, 'shape', type(value).__name__)}")
+        return value.sum() if reduction == "sum" else value
     if loss == "ce":
         return F.cross_entropy(logits, labels, reduction=reduction)
     if loss == "margin":
@@ -144,7 +152,8 @@ def pgd(model, images, labels, eps: float, *, alpha: float | None = None, steps:
 
     From ``x_0 = x`` (or ``x + U(-eps, eps)`` with ``random_start``), repeat ``steps`` times
     ``x_{k+1} = clip(Proj_{|d| <= eps}(x_k + alpha * sign(grad L(x_k)) - x) + x, 0, 1)``,
-    with ``L`` = ``attack_loss(.., loss)`` (descended for ``targeted``). Default
+    with ``L`` = ``attack_loss(.., loss)`` (descended for ``targeted``; ``loss`` may be a function,
+    see :func:`attack_loss`). Default
     ``alpha = 2.5 * eps / steps``. With ``restarts > 1`` the attack is run again from new random
     starts and each image keeps its worst case: a successful result first, then the higher loss.
     One step with ``alpha = eps`` and no random start is FGSM.
@@ -152,7 +161,8 @@ def pgd(model, images, labels, eps: float, *, alpha: float | None = None, steps:
     eps = _check_inputs(images, labels, eps)
     steps = check_int(steps, "steps")
     restarts = check_int(restarts, "restarts")
-    check_choice(loss, "loss", LOSSES)
+    if not callable(loss):
+        check_choice(loss, "loss", LOSSES)
     alpha = 2.5 * eps / steps if alpha is None else check_number(alpha, "alpha", low=0, strict=True)
     if eps == 0:
         return images.detach().clone()

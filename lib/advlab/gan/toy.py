@@ -1,4 +1,5 @@
-"""2-D toy GAN runs for ablations: one cached run per (fixes, mixture, seed), many in parallel.
+"""2-D toy GAN runs for ablations: one cached run per (fixes, mixture, seed), many in parallel;
+and notebook 10's ablation itself (:data:`ABLATION`), whose runs ship as package data.
 
     record = toy_run(TrickSet(instance_noise=True), "grid", seed=0, steps=3000, lr=2e-3)
     records = toy_runs([(TrickSet(), "ring", s, 1500, {"lr": 4e-3}) for s in range(3)])
@@ -24,11 +25,12 @@ import warnings
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from functools import partial
+from pathlib import Path
 
 import torch
 
 from .. import checkpoints
-from ..checks import check_int
+from ..checks import check_int, check_number
 from ..data import TOY_2D, toy_2d
 from .train import GANTrainer, linear_decay
 from .tricks import TrickSet
@@ -138,3 +140,121 @@ def toy_runs(jobs, *, workers: int | None = None, **settings) -> list[dict]:
     for i, record in zip(todo, done, strict=True):
         records[i] = record
     return records
+
+
+# The ablation of notebook 10 at the quick profile's scale, run once over ten seeds (PacGAN's
+# protocol) by ``make pretrained`` (tools/toy_ablation.py) and shipped as package data, so the
+# quick profile reads every run's samples instead of training 190 runs. The full profile trains
+# its own, longer runs with the same configurations.
+ABLATION = {
+    "steps": {"ring": 1000, "grid": 3000},
+    "lr": {"ring": 4e-3, "grid": 2e-3},
+    "noise_std": {"ring": 0.2, "grid": 0.5},
+    "settings": {"hidden": [64, 64, 64], "batch_size": 128, "decay_from": 0.5, "n_samples": 2500},
+    "seeds": list(range(10)),
+}
+ABLATION_FILE = "ablation_toy.pt"
+CONSTANT_LR = "vanilla, constant lr"  # vanilla without the learning-rate decay (ring only)
+
+
+def ablation_configurations(dataset: str, noise_std: float | None = None) -> dict[str, TrickSet]:
+    """Notebook 10's nine configurations on ``dataset``: vanilla, each fix alone, and the
+    combination (instance noise + feature matching with the adversarial term kept + virtual
+    batch norm in G). Instance noise starts at ``noise_std`` (default: ``ABLATION["noise_std"]``)
+    and is annealed to zero at half the run."""
+    if dataset not in ABLATION["steps"]:
+        raise ValueError(f"dataset must be one of {sorted(ABLATION['steps'])}, got {dataset!r}")
+    std = ABLATION["noise_std"][dataset] if noise_std is None else noise_std
+    noise = {"instance_noise": True, "noise_std": check_number(std, "noise_std", low=0, strict=True),
+             "noise_until": 0.5}
+    return {
+        "vanilla": TrickSet(),
+        "feature matching": TrickSet(feature_matching=True),
+        "minibatch discrimination": TrickSet(minibatch_discrimination=True),
+        "historical averaging": TrickSet(historical_averaging=True),
+        "label smoothing (0.9)": TrickSet(label_smoothing=True),
+        "virtual batch norm (G)": TrickSet(virtual_batch_norm=True),
+        "instance noise": TrickSet(**noise),
+        "packing (m = 2)": TrickSet(pack=2),
+        "combination": TrickSet(**noise, feature_matching=True, fm_adversarial=True,
+                                virtual_batch_norm=True),
+    }
+
+
+def ablation_jobs(seeds=None, *, steps: dict | None = None, names=None) -> list[tuple[tuple, tuple]]:
+    """``[(key, job)]`` for :func:`toy_runs`: every configuration on both mixtures under each of
+    ``seeds`` (default ``ABLATION["seeds"]``), plus vanilla on the ring at a constant learning
+    rate (:data:`CONSTANT_LR`); ``key`` is ``(dataset, name, seed)``. ``steps`` overrides the
+    steps per mixture; ``names`` keeps only those configurations."""
+    seeds = ABLATION["seeds"] if seeds is None else list(seeds)
+    for s in seeds:
+        check_int(s, "seeds", low=0)
+    steps = {**ABLATION["steps"], **(steps or {})}
+    out = []
+    for ds in ("ring", "grid"):
+        configs = ablation_configurations(ds)
+        chosen = list(configs) + ([CONSTANT_LR] if ds == "ring" else [])
+        for name in chosen:
+            if names is not None and name not in names:
+                continue
+            tricks = configs[name.split(",")[0]]
+            job_settings = {"lr": ABLATION["lr"][ds], **({"decay_from": 1.0} if name == CONSTANT_LR else {})}
+            for s in seeds:
+                out.append(((ds, name, s), (tricks, ds, s, steps[ds], job_settings)))
+    return out
+
+
+def write_ablation(path, records: dict, *, spec: dict | None = None) -> Path:
+    """Write the ablation ``records`` (``{(dataset, name, seed): toy_run record}``) to ``path``
+    through a temporary file: per run its samples in half precision (a resolution of 0.001 on
+    the ring and 0.004 on the grid, far inside the 3-standard-deviation high-quality radius), its
+    tricks config and its CPU seconds, with ``spec`` (default :data:`ABLATION`)."""
+    path = Path(path)
+    runs = {}
+    for key, record in records.items():
+        if not (isinstance(key, tuple) and len(key) == 3):
+            raise ValueError(f"records must be keyed by (dataset, name, seed), got {key!r}")
+        ds, name, seed = key
+        runs[f"{ds}|{name}|{seed}"] = {"samples": record["samples"].detach().cpu().half(),
+                                       "tricks": record["config"]["tricks"],
+                                       "steps": record["config"]["steps"],
+                                       "lr": record["config"]["lr"],
+                                       "decay_from": record["config"]["decay_from"],
+                                       "cpu_seconds": float(record["cpu_seconds"])}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    torch.save({"spec": spec or ABLATION, "runs": runs}, tmp)
+    tmp.replace(path)
+    return path
+
+
+def load_ablation(path=None) -> dict:
+    """The shipped ablation (or the file at ``path``): ``{"spec", "runs": {(dataset, name, seed):
+    {"samples" (float32), "cpu_seconds", ...}}}``. Raises when the file is missing or no longer
+    matches :data:`ABLATION` and :func:`ablation_configurations` (rerun tools/toy_ablation.py)."""
+    if path is None:
+        from .pretrained import shipped
+
+        path = shipped().joinpath(ABLATION_FILE)
+        if not path.is_file():
+            raise FileNotFoundError(f"no {ABLATION_FILE} among the shipped files: run `make pretrained`")
+        with path.open("rb") as f:
+            data = torch.load(f, map_location="cpu", weights_only=True)
+    else:
+        data = checkpoints.load(path)
+    if data.get("spec") != ABLATION:
+        raise ValueError(f"{ABLATION_FILE} was made with other settings than ABLATION: rerun "
+                         "tools/toy_ablation.py")
+    runs = {}
+    for text, run in data["runs"].items():
+        ds, name, seed = text.split("|")
+        if run["tricks"] != ablation_configurations(ds)[name.split(",")[0]].config():
+            raise ValueError(f"{ABLATION_FILE}: the run {text!r} used other tricks than "
+                             "ablation_configurations: rerun tools/toy_ablation.py")
+        planned = (ABLATION["steps"][ds], ABLATION["lr"][ds],
+                   1.0 if name == CONSTANT_LR else ABLATION["settings"]["decay_from"])
+        if (run["steps"], run["lr"], run["decay_from"]) != planned:
+            raise ValueError(f"{ABLATION_FILE}: the run {text!r} used other steps, learning rate "
+                             "or decay than ABLATION: rerun tools/toy_ablation.py")
+        runs[ds, name, int(seed)] = {**run, "samples": run["samples"].float()}
+    return {"spec": data["spec"], "runs": runs}
