@@ -206,10 +206,9 @@ def ablation_jobs(seeds=None, *, steps: dict | None = None, names=None) -> list[
 
 def write_ablation(path, records: dict, *, spec: dict | None = None) -> Path:
     """Write the ablation ``records`` (``{(dataset, name, seed): toy_run record}``) to ``path``
-    through a temporary file: per run its samples in half precision (a resolution of 0.001 on
+    atomically (:func:`advlab.checkpoints.save`): per run its samples in half precision (a resolution of 0.001 on
     the ring and 0.004 on the grid, far inside the 3-standard-deviation high-quality radius), its
     tricks config and its CPU seconds, with ``spec`` (default :data:`ABLATION`)."""
-    path = Path(path)
     runs = {}
     for key, record in records.items():
         if not (isinstance(key, tuple) and len(key) == 3):
@@ -221,11 +220,7 @@ def write_ablation(path, records: dict, *, spec: dict | None = None) -> Path:
                                        "lr": record["config"]["lr"],
                                        "decay_from": record["config"]["decay_from"],
                                        "cpu_seconds": float(record["cpu_seconds"])}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save({"spec": spec or ABLATION, "runs": runs}, tmp)
-    tmp.replace(path)
-    return path
+    return checkpoints.save({"spec": spec or ABLATION, "runs": runs}, path)
 
 
 def load_ablation(path=None) -> dict:
