@@ -127,15 +127,19 @@ def test_lanes_run_part_one_beside_06_and_part_two():
     assert course.stages([], 2) == []
 
 
-def test_the_gan_lane_runs_on_one_thread_unless_told_otherwise(monkeypatch):
+def test_lanes_side_by_side_and_the_gan_lane_run_on_one_thread_unless_told_otherwise(monkeypatch):
     for name in ("ADVLAB_THREADS", "ADVLAB_WORKERS", "OMP_WAIT_POLICY"):
         monkeypatch.delenv(name, raising=False)
     part_one, second = course.stages(course.notebook_paths(), 2)[0]
-    one, two = course.lane_env(part_one), course.lane_env(second)
-    assert "ADVLAB_THREADS" not in one and one["OMP_WAIT_POLICY"] == "PASSIVE"
+    alone = course.lane_env(part_one)  # Part I on its own keeps PyTorch's default threads
+    assert "ADVLAB_THREADS" not in alone and alone["OMP_WAIT_POLICY"] == "PASSIVE"
+    for lane in (part_one, second):
+        env = course.lane_env(lane, 2)
+        assert env["ADVLAB_THREADS"] == "1" and env["ADVLAB_WORKERS"] == "1"
+    two = course.lane_env(second)
     assert two["ADVLAB_THREADS"] == "1" and two["ADVLAB_WORKERS"] == "1"
     monkeypatch.setenv("ADVLAB_THREADS", "4")
-    assert course.lane_env(second)["ADVLAB_THREADS"] == "4"
+    assert course.lane_env(second, 2)["ADVLAB_THREADS"] == "4"
 
 
 def test_lanes_default_to_two_only_for_the_quick_profile_on_two_cores(monkeypatch):

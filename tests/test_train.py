@@ -64,6 +64,27 @@ def test_cnn_shapes_for_cifar():
     assert model.features(torch.rand(2, 3, 32, 32)).shape == (2, 100)
 
 
+def test_cnn_channels_last_layout_computes_the_default_layouts_function():
+    torch.manual_seed(0)
+    model = models.CNN()
+    conv = model.body[3].weight  # the second convolution: 16 input channels, so the layouts differ
+    assert conv.shape == (32, 16, 5, 5) and conv.is_contiguous(memory_format=torch.channels_last)
+    plain = models.CNN()
+    plain.load_state_dict({k: v.contiguous() for k, v in model.state_dict().items()})
+    assert plain.body[3].weight.is_contiguous(memory_format=torch.channels_last)  # kept on load
+    plain.to(memory_format=torch.contiguous_format)
+    x = torch.rand(8, 1, 28, 28, requires_grad=True)
+    out = model(x)
+    reference = plain.head(plain.body(x.detach().contiguous()))  # the default layout throughout
+    assert torch.allclose(out, reference, rtol=1e-5, atol=1e-5)
+    (grad,) = torch.autograd.grad(out.logsumexp(1).sum(), x)
+    assert grad.is_contiguous() or grad.is_contiguous(memory_format=torch.channels_last)
+    xr = x.detach().clone().requires_grad_(True)
+    (ref_grad,) = torch.autograd.grad(plain.head(plain.body(xr)).logsumexp(1).sum(), xr)
+    assert torch.allclose(grad, ref_grad, rtol=1e-4, atol=1e-7)
+    assert list(model.state_dict()) == list(plain.state_dict())
+
+
 def test_course_model_is_cached(tmp_data):
     cfg = train.course_model_config("target", profile="quick")
     assert cfg["arch"] == "cnn" and cfg["data"] == "mnist"

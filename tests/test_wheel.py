@@ -24,6 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 MAX_WHEEL_MB = 15
 SHIPPED = [f"{n}{s}" for n in ("mlp_gan", "dcgan", "acgan", "wgan_gp", "wgan_clip")
            for s in (".pt", ".json")] + ["dcgan_snapshots.pt"]
+STUDIES = ["study_augmentation.json"]  # advlab/shipped/: notebook 07's augmentation study
 NOTEBOOKS = ["00_setup.ipynb", "14_evaluating_gans.ipynb"]
 CELL_TIMEOUT_S = 900
 
@@ -80,6 +81,10 @@ def test_wheel_is_small_and_ships_the_pretrained_generators(wheel):
         names = set(zf.namelist())
         for name in SHIPPED:
             member = f"advlab/gan/weights/{name}"
+            assert member in names, f"{member} is not in the wheel"
+            assert zf.getinfo(member).file_size == (ROOT / "lib" / member).stat().st_size
+        for name in STUDIES:
+            member = f"advlab/shipped/{name}"
             assert member in names, f"{member} is not in the wheel"
             assert zf.getinfo(member).file_size == (ROOT / "lib" / member).stat().st_size
         (meta,) = [n for n in names if n.endswith(".dist-info/METADATA")]

@@ -9,9 +9,11 @@
 by side: Part I (00-07, without 06) in one, and in the other notebook 06 followed by Part II
 (08-14). Notebook 06 trains only its own networks, so it can lead the second lane, which balances
 the two; Part II needs only 00's target CNN, which the first lane has trained long before the
-second reaches notebook 10. The first lane keeps PyTorch's default threads; the second, whose
-GAN networks are small, runs on one thread (``ADVLAB_THREADS=1``, ``ADVLAB_WORKERS=1``), the
-thread count the GAN notebooks choose anyway. OpenMP threads wait passively
+second reaches notebook 10. Side by side, each lane runs on one thread (``ADVLAB_THREADS=1``,
+``ADVLAB_WORKERS=1``), so each has a core of its own: with PyTorch's default two threads in the
+first lane, three threads shared two cores and the course took 10 % longer (352 s against 320 s
+of wall time on a 2-core machine). A lane with Part II's GAN notebooks runs on one thread in any
+case, the count those notebooks choose anyway. OpenMP threads wait passively
 (``OMP_WAIT_POLICY=PASSIVE``) so that the lanes share the cores instead of spinning against each
 other. ``--lanes 1`` runs everything in order in one process.
 """
@@ -83,11 +85,12 @@ def stages(paths: list[Path], lanes: int) -> list[list[list[Path]]]:
     return [[first, second]] if paths else []
 
 
-def lane_env(lane: list[Path]) -> dict:
-    """The environment of one lane (kernels inherit it); what the caller set is kept."""
+def lane_env(lane: list[Path], lanes: int = 1) -> dict:
+    """The environment of one of ``lanes`` lanes running side by side (kernels inherit it); what
+    the caller set is kept."""
     env = dict(os.environ)
     env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    if any(p.name >= PART_TWO for p in lane):
+    if lanes > 1 or any(p.name >= PART_TWO for p in lane):
         env.setdefault("ADVLAB_THREADS", "1")
         env.setdefault("ADVLAB_WORKERS", "1")
     return env
@@ -97,9 +100,10 @@ def run_lanes(stage: list[list[Path]], command) -> list[tuple[list[Path], int, s
     """Start the process ``command(lane)`` for every non-empty lane of ``stage`` side by side, each
     with :func:`lane_env`; return ``(lane, exit status, output)`` once all have finished."""
     running = []
-    for lane in (lane for lane in stage if lane):
+    lanes = [lane for lane in stage if lane]
+    for lane in lanes:
         out = tempfile.TemporaryFile(mode="w+")
-        proc = subprocess.Popen(command(lane), cwd=ROOT, env=lane_env(lane), stdout=out,
+        proc = subprocess.Popen(command(lane), cwd=ROOT, env=lane_env(lane, len(lanes)), stdout=out,
                                 stderr=subprocess.STDOUT, text=True)
         running.append((lane, proc, out))
     done = []

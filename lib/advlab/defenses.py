@@ -5,7 +5,7 @@
   :func:`input_gradient_norm` to see what it does.
 * Adversarial training (Goodfellow et al. 2015; Madry et al. 2018; "fast" FGSM training with a
   random start, Wong et al. 2020): :func:`adversarial_training`, with the attack passed in.
-* Augmentation on whole batches: :func:`random_shift`, :func:`gaussian_noise`,
+* Augmentation on whole batches: :func:`random_shift`, :func:`gaussian_noise`, :func:`cutout`,
   :func:`augmentation`.
 * Uncertainty (Gal & Ghahramani 2016; Lakshminarayanan et al. 2017; Smith & Gal 2018):
   :func:`mc_dropout_predict`, :func:`ensemble_predict`, :class:`Ensemble` (their detection
@@ -180,6 +180,25 @@ def gaussian_noise(images: torch.Tensor, std: float, *,
     check_images(images)
     std = check_number(std, "std", low=0)
     return (images + std * _randn(images.shape, images, generator)).clamp(0, 1)
+
+
+def cutout(images: torch.Tensor, size: int, *,
+           generator: torch.Generator | None = None) -> torch.Tensor:
+    """Black out one ``size`` x ``size`` square per image, at its own uniformly random place fully
+    inside the image: Cutout (DeVries & Taylor 2017), random erasing with a fixed square and
+    zeros (Zhong et al. 2020). The occluder has the shape of notebook 04's patches."""
+    check_images(images)
+    n, _, h, w = images.shape
+    size = check_int(size, "size", low=1)
+    if size > min(h, w):
+        raise ValueError(f"size must fit inside the {h}x{w} images, got {size}")
+    where = generator.device if generator is not None else "cpu"
+    top = torch.randint(0, h - size + 1, (n,), generator=generator, device=where).to(images.device)
+    left = torch.randint(0, w - size + 1, (n,), generator=generator, device=where).to(images.device)
+    rows = torch.arange(h, device=images.device)[None, :] - top[:, None]    # (n, h)
+    cols = torch.arange(w, device=images.device)[None, :] - left[:, None]   # (n, w)
+    inside = ((rows >= 0) & (rows < size))[:, :, None] & ((cols >= 0) & (cols < size))[:, None, :]
+    return images.masked_fill(inside[:, None], 0.0)
 
 
 def augmentation(augment: Callable, **kwargs) -> Callable:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 
+import torch
 from torch import nn
 
 from .checks import check_int
@@ -20,6 +21,12 @@ class CNN(nn.Module):
 
     The default (5x5 convs with 16 and 32 channels, 100 hidden units) is the course's target
     model for 28x28 MNIST; ``features(x)`` returns the penultimate activations.
+
+    The convolutions run in the channels-last memory layout (weights and inputs), which oneDNN
+    computes faster on CPUs: on one thread of a 2-core machine a training step of 64 digits ran
+    1.25 times, an input gradient of 500 digits 1.22 times and a forward pass 1.7 times as fast
+    (``benchmarks/bench_cnn_layout.py``). The layout changes the order of floating-point sums, not
+    the function: the weights, their initialisation and ``state_dict`` keys are the same.
     """
 
     def __init__(self, in_channels: int = 1, image_size: int = 28, channels=(16, 32),
@@ -37,12 +44,13 @@ class CNN(nn.Module):
             nn.Dropout(dropout),
         )
         self.head = nn.Linear(hidden, classes)
+        self.to(memory_format=torch.channels_last)
 
     def features(self, x):
-        return self.body(x)
+        return self.body(x.contiguous(memory_format=torch.channels_last))
 
     def forward(self, x):
-        return self.head(self.body(x))
+        return self.head(self.features(x))
 
 
 class MLP(nn.Module):
