@@ -105,12 +105,14 @@ clean:
 # Small generator checkpoints for notebooks 11-14 (CPU minutes; one thread, so two runs can share
 # a 2-core machine): written into the package, lib/advlab/gan/weights/, with each run's config and
 # log (JSON), so the wheel carries them; then notebook 10's ablation over ten seeds (190 toy runs,
-# about half an hour of CPU time, one worker per core), whose samples ship there too; then
+# about half an hour of CPU time, one worker per core) after the 63 tuning runs that chose its
+# settings (about 7 CPU minutes), whose samples ship there too; then
 # notebook 07's augmentation study (8 recipes x 3 training seeds, about 10 minutes), whose
 # numbers ship in lib/advlab/shipped/.
 .PHONY: pretrained
 pretrained: install
 	OMP_NUM_THREADS=1 $(PY) tools/pretrain_gans.py
+	OMP_NUM_THREADS=1 $(PY) tools/toy_ablation.py --tuning
 	OMP_NUM_THREADS=1 $(PY) tools/toy_ablation.py
 	OMP_NUM_THREADS=1 $(PY) tools/augmentation_study.py
 

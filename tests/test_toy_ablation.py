@@ -1,4 +1,5 @@
-"""Notebook 10's ablation as shipped data: its plan, the file's writer and reader, the tool."""
+"""Notebook 10's ablation and its tuning runs as shipped data: their plans, the files' writer and
+readers, the rule that picks a setting, the tool."""
 
 import sys
 from pathlib import Path
@@ -11,9 +12,14 @@ from advlab.data import toy_2d_modes
 from advlab.gan.toy import (
     ABLATION,
     CONSTANT_LR,
+    TUNING,
     ablation_configurations,
     ablation_jobs,
     load_ablation,
+    load_tuning,
+    pick_setting,
+    tuning_candidates,
+    tuning_jobs,
     write_ablation,
 )
 from advlab.gan.tricks import TrickSet
@@ -124,3 +130,82 @@ def test_the_tool_writes_a_smoke_file_it_marks_as_such(tmp_path, capsys):
     assert len(data["runs"]) == 19 and data["spec"]["smoke"] is True
     with pytest.raises(SystemExit):
         toy_ablation.main(["--steps", "3"])  # a smoke run must name its own file
+
+
+def test_tuning_candidates_bracket_the_ablation_and_contain_its_configurations():
+    for ds in ("ring", "grid"):
+        knobs = tuning_candidates(ds)
+        assert set(knobs) == {"lr", "noise_std", "combinations"}
+        lrs = [job["lr"] for _, job in knobs["lr"].values()]
+        assert lrs == TUNING["lr"][ds] and ABLATION["lr"][ds] in lrs
+        assert min(lrs) == ABLATION["lr"][ds] / 2 and max(lrs) == ABLATION["lr"][ds] * 2
+        stds = [tricks.noise_std for tricks, _ in knobs["noise_std"].values()]
+        assert stds == TUNING["noise_std"][ds] and ABLATION["noise_std"][ds] in stds
+        assert all(t.config() == TrickSet().config() for t, _ in knobs["lr"].values())
+        configs = ablation_configurations(ds)
+        own = [t for t, job in knobs["noise_std"].values() if t.noise_std == ABLATION["noise_std"][ds]]
+        assert own[0].config() == configs["instance noise"].config()
+        combos = knobs["combinations"]
+        assert combos["combination"][0].config() == configs["combination"].config()
+        for name, (tricks, job) in combos.items():  # each subset drops exactly one of the three fixes
+            assert job == {"lr": ABLATION["lr"][ds]}
+            if name != "combination":
+                assert len(tricks.enabled()) == 2
+                assert set(tricks.enabled()) < set(configs["combination"].enabled())
+    jobs = tuning_jobs()
+    assert len(jobs) == (3 + 3 + 4 + 3 + 4 + 4) * len(TUNING["seeds"]) == 63  # ring, then grid
+    assert not set(TUNING["seeds"]) & set(ABLATION["seeds"]), "tuning seeds must not be reported"
+    with pytest.raises(ValueError, match="seeds"):
+        tuning_jobs([-2])
+    with pytest.raises(ValueError, match="dataset"):
+        tuning_candidates("spiral")
+
+
+def test_pick_setting_follows_the_declared_rule():
+    # most modes wins outright when no other candidate is within half a mode
+    assert pick_setting({"a": [(20, 0.1), (22, 0.1)], "b": [(19, 0.9), (20, 0.9)]}) == "a"
+    # within half a mode of the most, the higher mean high-quality fraction wins
+    assert pick_setting({"a": [(20, 0.1), (21, 0.1)], "b": [(20, 0.5), (20, 0.5)]}) == "b"
+    assert pick_setting({"x": [(8, 0.55), (8, 0.65)], "y": [(8, 0.7), (8, 0.4)], "z": [(7, 0.9)]}) == "x"
+    with pytest.raises(ValueError, match="results"):
+        pick_setting({})
+    with pytest.raises(ValueError, match="results"):
+        pick_setting({"a": []})
+
+
+def fake_tuning_record(ds, name, seed):
+    tricks, job = {n: c for knob in tuning_candidates(ds).values() for n, c in knob.items()}[name]
+    return {"samples": torch.randn(20, 2, generator=torch.Generator().manual_seed(seed)),
+            "cpu_seconds": 2.0,
+            "config": {"tricks": tricks.config(), "steps": ABLATION["steps"][ds], "lr": job["lr"],
+                       "decay_from": 0.5}}
+
+
+def test_tuning_file_round_trip_and_refusals(tmp_path):
+    spec = {**TUNING, "ablation": ABLATION}
+    keys = [("ring", "vanilla, lr 0.008", 100), ("grid", "noise + virtual batch norm", 102)]
+    path = write_ablation(tmp_path / "t.pt", {k: fake_tuning_record(*k) for k in keys}, spec=spec)
+    assert set(load_tuning(path)["runs"]) == set(keys)
+    with pytest.raises(ValueError, match="other settings"):  # the ablation's settings moved
+        load_tuning(write_ablation(tmp_path / "o.pt", {}, spec={**TUNING, "ablation": {**ABLATION, "lr": {}}}))
+    wrong = fake_tuning_record("ring", "vanilla, lr 0.008", 100)
+    wrong["config"]["lr"] = 4e-3  # a run at another learning rate than its name says
+    with pytest.raises(ValueError, match="not a candidate"):
+        load_tuning(write_ablation(tmp_path / "w.pt", {("ring", "vanilla, lr 0.008", 100): wrong}, spec=spec))
+
+
+def test_the_shipped_tuning_runs_match_their_plan_and_the_rule_picks_the_ablations_settings():
+    runs = load_tuning()["runs"]
+    assert set(runs) == {key for key, _ in tuning_jobs()}
+    for ds in ("ring", "grid"):
+        centers, std = toy_2d_modes(ds)
+        picks = {}
+        for knob, candidates in tuning_candidates(ds).items():
+            results = {}
+            for name in candidates:
+                cover = [metrics.mode_coverage(runs[ds, name, s]["samples"], centers, std)
+                         for s in TUNING["seeds"]]
+                results[name] = [(c.modes_covered, c.high_quality) for c in cover]
+            picks[knob] = pick_setting(results)
+        assert picks["lr"] == f"vanilla, lr {ABLATION['lr'][ds]:g}", (ds, picks)
+        assert picks["noise_std"] == f"instance noise, σ0 {ABLATION['noise_std'][ds]:g}", (ds, picks)

@@ -23,7 +23,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 MAX_WHEEL_MB = 15
 SHIPPED = [f"{n}{s}" for n in ("mlp_gan", "dcgan", "acgan", "wgan_gp", "wgan_clip")
-           for s in (".pt", ".json")] + ["dcgan_snapshots.pt"]
+           for s in (".pt", ".json")] + ["dcgan_snapshots.pt", "ablation_toy.pt", "tuning_toy.pt"]
 STUDIES = ["study_augmentation.json"]  # advlab/shipped/: notebook 07's augmentation study
 NOTEBOOKS = ["00_setup.ipynb", "14_evaluating_gans.ipynb"]
 CELL_TIMEOUT_S = 900
