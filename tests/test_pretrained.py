@@ -22,7 +22,7 @@ from advlab.gan.pretrained import (
     write_run,
     write_study,
 )
-from advlab.gan.toy import ABLATION_FILE
+from advlab.gan.toy import ABLATION_FILE, TUNING_FILE
 from advlab.models import to_unit
 from advlab.train import course_model
 
@@ -102,7 +102,7 @@ def test_weights_are_package_data():
     assert folder == Path(advlab.gan.__file__).parent / "weights"
     shipped = sorted(p.name for p in folder.iterdir() if not p.name.startswith("."))
     assert shipped == sorted([f"{n}{s}" for n in COMMITTED for s in (".pt", ".json")]
-                             + ["dcgan_snapshots.pt", ABLATION_FILE] + [f"study_{s}.json" for s in STUDIES])
+                             + ["dcgan_snapshots.pt", ABLATION_FILE, TUNING_FILE] + [f"study_{s}.json" for s in STUDIES])
     declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
     assert {"weights/*.pt", "weights/*.json"} <= set(declared["package-data"]["advlab.gan"]), (
         "pyproject.toml must declare the weights as package data, or a wheel has none")
