@@ -1,3 +1,4 @@
+import json
 import os
 import pickle
 
@@ -131,3 +132,14 @@ def test_cached_record_and_code_version_bad_input(tmp_path):
         checkpoints.code_version("advlab")
     with pytest.raises(ValueError, match="name"):
         checkpoints.cache_path("a/b", {})
+
+
+def test_save_json_writes_utf8_json_atomically_and_keeps_the_old_file_on_a_crash(tmp_path):
+    path = tmp_path / "sub" / "r.json"
+    assert checkpoints.save_json({"σ": [0.1, 2], "name": "noise"}, path) == path
+    text = path.read_text(encoding="utf-8")
+    assert text.endswith("}\n") and "σ" in text and json.loads(text) == {"σ": [0.1, 2], "name": "noise"}
+    with pytest.raises(TypeError):
+        checkpoints.save_json({"bad": object()}, path)  # not JSON: nothing half-written
+    assert json.loads(path.read_text(encoding="utf-8"))["name"] == "noise"
+    assert [p.name for p in path.parent.iterdir()] == ["r.json"], "no temporary file may be left behind"

@@ -2,7 +2,7 @@
 
 * :func:`save` writes to a temporary file in the same folder, flushes it to disk and renames it
   over the target with ``os.replace`` (atomic on POSIX and Windows), so a crash mid-save leaves
-  the previous file intact.
+  the previous file intact. :func:`save_json` writes JSON records (the shipped studies) the same way.
 * :func:`load` uses ``torch.load(weights_only=True)``: tensors, dicts, lists, numbers and strings
   only. A file that would need to import or run code is refused with :class:`UnsafeCheckpointError`.
 * :func:`cached_record` is the course's one cache: a record (a dict of tensors and facts) for a
@@ -42,12 +42,23 @@ def _umask() -> int:
 
 def save(obj, path) -> Path:
     """Atomically write ``obj`` with ``torch.save``; return the path."""
+    return _atomic_write(path, lambda fh: torch.save(obj, fh))
+
+
+def save_json(obj, path) -> Path:
+    """Atomically write ``obj`` as indented UTF-8 JSON (one trailing newline); return the path."""
+    text = json.dumps(obj, indent=1, ensure_ascii=False) + "\n"
+    return _atomic_write(path, lambda fh: fh.write(text.encode("utf-8")))
+
+
+def _atomic_write(path, write) -> Path:
+    """``write(binary file)`` into a temporary file beside ``path``, then rename it over ``path``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
-            torch.save(obj, fh)
+            write(fh)
             fh.flush()
             os.fsync(fh.fileno())
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual file mode

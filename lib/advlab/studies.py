@@ -24,7 +24,7 @@ from pathlib import Path
 
 import torch
 
-from . import attacks, defenses
+from . import attacks, checkpoints, defenses
 from .checks import check_int, eval_mode
 from .models import make_classifier
 from .train import evaluate, fit, predict
@@ -184,17 +184,13 @@ def shipped_path() -> Path:
 
 
 def write_augmentation(record: dict, path=None) -> Path:
-    """Write ``record`` (from :func:`run_augmentation`) as JSON, through a temporary file."""
+    """Write ``record`` (from :func:`run_augmentation`) as JSON, atomically
+    (:func:`advlab.checkpoints.save_json`)."""
     if not isinstance(record, dict) or set(record) != {"spec", "runs"}:
         raise ValueError("record must be run_augmentation's {'spec', 'runs'} dict")
     if set(record["runs"]) != set(record["spec"]["recipes"]):
         raise ValueError("record's runs must cover exactly its spec's recipes")
-    path = Path(path) if path is not None else shipped_path()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(record, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-    tmp.replace(path)
-    return path
+    return checkpoints.save_json(record, path if path is not None else shipped_path())
 
 
 def load_augmentation(path=None) -> dict:

@@ -205,7 +205,7 @@ def write_study(folder, study: str, record: dict) -> Path:
         raise ValueError(f"record must be for study {study!r}, one of {sorted(STUDIES)}")
     folder = _folder(folder if folder is not None else pretrained_dir())
     folder.mkdir(parents=True, exist_ok=True)
-    _write_json(folder / f"study_{study}.json", record)
+    checkpoints.save_json(record, folder / f"study_{study}.json")
     return folder
 
 
@@ -233,13 +233,6 @@ def _generator(spec, state: dict):
     return G.eval()
 
 
-def _write_json(path: Path, record: dict) -> None:
-    """``record`` as indented JSON at ``path``, through a temporary file renamed into place."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(record, indent=1) + "\n")
-    tmp.replace(path)
-
-
 def write_run(folder, name: str, config: dict, state: dict, record: dict,
               snapshots: dict | None = None) -> Path:
     """Write run ``name`` into ``folder``: ``NAME.pt`` (config + generator ``state``), ``NAME.json``
@@ -255,7 +248,7 @@ def write_run(folder, name: str, config: dict, state: dict, record: dict,
         steps = sorted(snapshots)
         checkpoints.save({"name": name, "config": config, "steps": steps,
                           "G": [snapshots[s] for s in steps]}, folder / f"{name}_snapshots.pt")
-    _write_json(folder / f"{name}.json", record)
+    checkpoints.save_json(record, folder / f"{name}.json")
     return folder
 
 
