@@ -22,7 +22,7 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-# Run every notebook (executed copies + runs.json in build/executed/; on 2+ cores Part I beside 06 and Part II,
+# Run every notebook (executed copies + runs.json in build/executed/; on 2+ cores Part I beside Part II,
 # see tools/course.py), then build the course site
 # into build/site/ (open build/site/index.html); the site is built even when a notebook failed,
 # to show where, and then the target fails.
@@ -55,7 +55,7 @@ wheel: install
 	$(PY) -m pytest tests/test_wheel.py -q -rs
 
 # nbval (--nbval-lax) over every notebook: the committed outputs come from course seed 0; the run
-# trains into a temporary data folder; Part I runs beside 06 and Part II (tools/course.py).
+# trains into a temporary data folder; Part I runs beside Part II (tools/course.py).
 notebooks: install
 	@data=$$(mktemp -d); \
 	ADVLAB_SEED=0 ADVLAB_DATA=$$data $(PY) tools/course.py nbval --timeout $(CELL_TIMEOUT); \

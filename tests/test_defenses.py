@@ -237,6 +237,60 @@ def test_mc_dropout_module_is_the_mean_prediction_and_keeps_flags():
         defenses.MCDropout(model, samples=0)
 
 
+class _CNNSubclass(models.CNN):
+    """A subclass may compute its forward otherwise: no split is offered for it."""
+
+
+@pytest.mark.parametrize("make", [lambda: models.CNN(dropout=0.5),
+                                  lambda: models.MLP(hidden=(32, 16), dropout=0.3)],
+                         ids=["cnn", "mlp"])
+def test_split_at_dropout_gives_whole_passes_masks_values_and_gradients(make):
+    torch.manual_seed(0)
+    model = make().eval()
+    x = torch.rand(12, 1, 28, 28)
+    before, after = models.split_at_dropout(model)
+    assert torch.equal(after(before(x)), model(x))
+    dropouts = [m for m in model.modules() if isinstance(m, torch.nn.Dropout) and m.p > 0]
+
+    def whole_passes(inputs, samples, batch_size=None):  # the reference: every pass from the input
+        for m in dropouts:
+            m.train()
+        try:
+            chunks = [inputs] if batch_size is None else inputs.split(batch_size)
+            return torch.stack([torch.cat([model(c) for c in chunks]) for _ in range(samples)])
+        finally:
+            for m in dropouts:
+                m.eval()
+
+    torch.manual_seed(5)
+    xg = x.clone().requires_grad_(True)
+    wrapped = defenses.MCDropout(model, samples=4)(xg)
+    torch.manual_seed(5)
+    xr = x.clone().requires_grad_(True)
+    reference = torch.logsumexp(F.log_softmax(whole_passes(xr, 4), -1), 0) - math.log(4)
+    torch.testing.assert_close(wrapped, reference, rtol=1e-6, atol=1e-7)  # the same masks
+    (g,) = torch.autograd.grad(wrapped[:, 3].sum(), xg)
+    (g_ref,) = torch.autograd.grad(reference[:, 3].sum(), xr)
+    torch.testing.assert_close(g, g_ref, rtol=1e-5, atol=1e-7)
+    # mc_dropout_predict draws its masks pass by pass, batch by batch, as whole passes do
+    u = defenses.mc_dropout_predict(model, x, samples=3, seed=7, batch_size=5)
+    torch.manual_seed(7)
+    with torch.no_grad():
+        probs = F.softmax(whole_passes(x, 3, batch_size=5), -1)
+    torch.testing.assert_close(u.probs, probs.mean(0), rtol=1e-6, atol=1e-7)
+    assert not any(m.training for m in model.modules())
+
+
+def test_split_at_dropout_declines_models_it_cannot_split():
+    assert models.split_at_dropout(models.CNN()) is None  # no dropout
+    assert models.split_at_dropout(models.MLP(dropout=0.0)) is None
+    assert models.split_at_dropout(models.Linear()) is None
+    assert models.split_at_dropout(_CNNSubclass(dropout=0.5)) is None
+    # the cut is at the first dropout layer with p > 0: the hidden layer of the CNN
+    before, _ = models.split_at_dropout(models.CNN(dropout=0.5))
+    assert before(torch.rand(2, 1, 28, 28)).shape == (2, 100)
+
+
 def test_ensemble_of_copies_has_no_mutual_information_and_module_matches():
     model = _tiny()
     x = torch.rand(10, 1, 4, 4)

@@ -1,6 +1,7 @@
 import pytest
 import torch
 from _support import blobs
+from torch import nn
 
 from advlab import models, train
 
@@ -83,6 +84,36 @@ def test_cnn_channels_last_layout_computes_the_default_layouts_function():
     (ref_grad,) = torch.autograd.grad(plain.head(plain.body(xr)).logsumexp(1).sum(), xr)
     assert torch.allclose(grad, ref_grad, rtol=1e-4, atol=1e-7)
     assert list(model.state_dict()) == list(plain.state_dict())
+
+
+def test_cnn_pooling_before_relu_is_conv_relu_pool_bit_for_bit():
+    torch.manual_seed(0)
+    model = models.CNN(dropout=0.0)
+    reference = models.CNN(dropout=0.0)
+    layers = list(reference.body)
+    assert [type(m) for m in layers[:6]] == [nn.Conv2d, nn.MaxPool2d, nn.ReLU] * 2
+    layers[1], layers[2], layers[4], layers[5] = layers[2], layers[1], layers[5], layers[4]
+    reference.body = nn.Sequential(*layers)  # the textbook order: conv, ReLU, max-pool
+    reference.load_state_dict(model.state_dict())
+    gen = torch.Generator().manual_seed(1)
+    x = torch.rand(32, 1, 28, 28, generator=gen) * 2 - 0.5  # negative inputs too: all-negative windows
+    x[:4, :, :8, :8] = -1.0  # ties among negative pre-activations
+    grads = []
+    for net in (model, reference):
+        xi = x.clone().requires_grad_(True)
+        out = net(xi)
+        grads.append((out, torch.autograd.grad(out.logsumexp(1).sum(), xi)[0]))
+    assert torch.equal(grads[0][0], grads[1][0]) and torch.equal(grads[0][1], grads[1][1])
+    for net in (model, reference):  # and training: the same weights after the same updates
+        opt = torch.optim.Adam(net.parameters(), lr=1e-2)
+        step_gen = torch.Generator().manual_seed(2)
+        for _ in range(5):
+            xb, yb = torch.rand(16, 1, 28, 28, generator=step_gen), torch.randint(0, 10, (16,), generator=step_gen)
+            opt.zero_grad()
+            torch.nn.functional.cross_entropy(net(xb), yb).backward()
+            opt.step()
+    assert all(torch.equal(p, q) for p, q in zip(model.state_dict().values(), reference.state_dict().values(),
+                                                 strict=True))
 
 
 def test_course_model_is_cached(tmp_data):

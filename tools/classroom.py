@@ -334,7 +334,7 @@ def main(argv=None) -> int:
     p.add_argument("only", nargs="*")
     p.add_argument("--timeout", type=int, default=600, help="seconds per cell")
     p.add_argument("--lanes", type=int, choices=(1, 2), default=None,
-                   help="2: Part I beside 06 and Part II (default as tools/course.py)")
+                   help="2: Part I beside Part II (default as tools/course.py)")
     sub.add_parser("readme", help="rewrite the table of exercises in README.md")
     args = parser.parse_args(argv)
 

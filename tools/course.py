@@ -6,10 +6,9 @@
     python tools/course.py badges                # rewrite the Colab / Binder badges
 
 ``run`` and ``nbval`` use two **lanes** on a machine with two or more cores (quick profile), side
-by side: Part I (00-07, without 06) in one, and in the other notebook 06 followed by Part II
-(08-14). Notebook 06 trains only its own networks, so it can lead the second lane, which balances
-the two; Part II needs only 00's target CNN, which the first lane has trained long before the
-second reaches notebook 10. Side by side, each lane runs on one thread (``ADVLAB_THREADS=1``,
+by side: Part I (00-07) in one, Part II (08-14) in the other, about 280 and 240 s of notebooks on a
+2-core machine. Part II needs only 00's target CNN, which the first lane has trained long before
+the second reaches notebook 10. Side by side, each lane runs on one thread (``ADVLAB_THREADS=1``,
 ``ADVLAB_WORKERS=1``), so each has a core of its own: with PyTorch's default two threads in the
 first lane, three threads shared two cores and the course took 10 % longer (352 s against 320 s
 of wall time on a 2-core machine). A lane with Part II's GAN notebooks runs on one thread in any
@@ -39,7 +38,6 @@ NOTEBOOKS = ROOT / "notebooks"
 BADGE_START = "<!-- badges -->"
 BADGE_END = "<!-- /badges -->"
 PART_TWO = "08"  # the GAN notebooks: small networks, and only 00's target CNN from Part I
-SECOND_LANE_FIRST = ("06",)  # Part I notebooks that load no other notebook's model
 
 
 def repository() -> tuple[str, str]:
@@ -79,8 +77,7 @@ def stages(paths: list[Path], lanes: int) -> list[list[list[Path]]]:
     """The notebooks as stages run one after the other, each a list of lanes run side by side."""
     if lanes == 1:
         return [[paths]] if paths else []
-    second = ([p for p in paths if p.name[:2] in SECOND_LANE_FIRST]
-              + [p for p in paths if p.name >= PART_TWO])
+    second = [p for p in paths if p.name >= PART_TWO]
     first = [p for p in paths if p not in second]
     return [[first, second]] if paths else []
 
@@ -291,7 +288,7 @@ def main(argv=None) -> int:
     for p in (r, v):
         p.add_argument("--timeout", type=int, default=600, help="seconds per cell")
         p.add_argument("--lanes", type=int, choices=(1, 2), default=default_lanes(),
-                       help="2: Part I beside 06 and Part II (default on 2+ cores, quick)")
+                       help="2: Part I beside Part II (default on 2+ cores, quick)")
         p.add_argument("only", nargs="*", help="run only notebooks whose name contains one of these")
     sub.add_parser("badges", help="rewrite the Colab / Binder badges in every notebook")
     args = parser.parse_args(argv)

@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .checks import batched, check_images, check_int, check_number, eval_mode, module_device
+from .models import split_at_dropout
 from .train import _as_tensors, fit, predict
 
 # --- helpers ----------------------------------------------------------------------------------
@@ -317,11 +318,20 @@ def mc_dropout_predict(model: nn.Module, images: torch.Tensor, *, samples: int, 
     dev = module_device(model)
     devices = [dev.index or 0] if dev.type == "cuda" else []
     # dropout on, everything else (batch norm) in eval mode
+    split = split_at_dropout(model)
     with eval_mode(model), _dropout_on(dropouts), torch.random.fork_rng(devices=devices):
         torch.manual_seed(seed)
-        probs = torch.stack([
-            batched(lambda x: F.softmax(model(x), -1), images, batch_size=batch_size, device=dev)
-            for _ in range(samples)])
+        if split is None:
+            probs = torch.stack([
+                batched(lambda x: F.softmax(model(x), -1), images, batch_size=batch_size,
+                        device=dev)
+                for _ in range(samples)])
+        else:  # the part before the first dropout layer once; the masks as whole passes draw them
+            before, after = split
+            hidden = batched(before, images, batch_size=batch_size, device=dev)
+            probs = torch.stack([batched(lambda h: F.softmax(after(h), -1), hidden,
+                                         batch_size=batch_size)
+                                 for _ in range(samples)])
     return uncertainty(probs)
 
 
@@ -341,8 +351,14 @@ class MCDropout(nn.Module):
         self.model, self.samples = model, check_int(samples, "samples")
 
     def forward(self, x):
+        split = split_at_dropout(self.model)
         with _dropout_on(self.dropouts):
-            logp = torch.stack([F.log_softmax(self.model(x), -1) for _ in range(self.samples)])
+            if split is None:
+                logp = torch.stack([F.log_softmax(self.model(x), -1) for _ in range(self.samples)])
+            else:  # the deterministic part once, the rest once per mask (models.split_at_dropout)
+                before, after = split
+                hidden = before(x)
+                logp = torch.stack([F.log_softmax(after(hidden), -1) for _ in range(self.samples)])
         return torch.logsumexp(logp, 0) - math.log(self.samples)
 
 
