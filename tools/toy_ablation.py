@@ -13,7 +13,7 @@ keeps each run's 2,500 samples in half precision and its CPU seconds (``write_ab
 
 ``--tuning`` runs ``TUNING`` instead: the candidates of ``tuning_candidates`` (learning rates,
 noise levels, the combination against its two-fix subsets) on both mixtures under the tuning
-seeds 100-102, 60 runs, written the same way (``tuning_toy.pt``, read by ``load_tuning``).
+seeds 100-102, 63 runs, written the same way (``tuning_toy.pt``, read by ``load_tuning``).
 """
 
 from __future__ import annotations
